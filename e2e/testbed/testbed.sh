@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Run a real Kubernetes control plane and a real Velero on loopback, without a container engine.
+#
+#   testbed.sh up                  build what is missing, start everything, print the kubeconfig path
+#   testbed.sh down                stop every process it started (by PID) and remove its state
+#   testbed.sh status              list the components and whether each is running
+#   testbed.sh restart COMPONENT   stop and start one component (e.g. kube-apiserver)
+#   testbed.sh kubeconfig          print the kubeconfig path
+#
+# Components, in start order: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
+# (fake nodes: pods become Ready, Job pods complete), s3 (versitygw), velero (server + AWS plugin).
+# `up` is idempotent: a component whose PID is alive is left alone. A failing `up` stops what it
+# started and exits non-zero with the failing step named.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=common.sh
+source "$here/common.sh"
+
+S3_ACCESS_KEY=lazarus-testbed
+S3_SECRET_KEY=lazarus-testbed-secret
+S3_BUCKET=velero
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok s3 velero)
+
+pid_file() { printf '%s/pids/%s.pid' "$TESTBED_STATE" "$1"; }
+log_file() { printf '%s/logs/%s.log' "$TESTBED_STATE" "$1"; }
+
+is_running() {
+  local f; f=$(pid_file "$1")
+  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# start NAME CMD...: run CMD in its own session (so its children can be stopped with it).
+start() {
+  local name=$1; shift
+  if is_running "$name"; then log "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
+  mkdir -p "$TESTBED_STATE/pids" "$TESTBED_STATE/logs"
+  log "starting $name"
+  setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+  echo $! >"$(pid_file "$name")"
+}
+
+stop() {
+  local name=$1 f pid i
+  f=$(pid_file "$name")
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    log "stopping $name (pid $pid)"
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# wait_for NAME TIMEOUT_S CMD...: poll CMD until it succeeds; fail with the component's log tail.
+wait_for() {
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! is_running "$name"; then
+      tail -20 "$(log_file "$name")" >&2 || true
+      fail "$name exited during start-up (log: $(log_file "$name"))"
+    fi
+    [ $SECONDS -lt $deadline ] || { tail -20 "$(log_file "$name")" >&2 || true; fail "$name not ready after ${timeout}s (log: $(log_file "$name"))"; }
+    sleep 0.2
+  done
+}
+
+# A failure during `up` must not leave half a test bed running.
+fail() { log "ERROR: $*"; stop_all; exit 1; }
+
+kubectl() { "$KUBE_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+make_pki() {
+  [ -f "$PKI/admin.crt" ] && return 0
+  mkdir -p "$PKI"
+  log "generating certificates"
+  (
+    cd "$PKI"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 3650 -subj "/CN=lazarus-testbed-ca"
+    openssl req "${ec[@]}" -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 3650 -extfile apiserver.ext
+    openssl req "${ec[@]}" -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=lazarus-testbed-admin"
+    printf 'extendedKeyUsage=clientAuth\n' >admin.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 3650 -extfile admin.ext
+    openssl genrsa -out sa.key 2048
+    openssl rsa -in sa.key -pubout -out sa.pub
+  ) >"$TESTBED_STATE/logs/pki.log" 2>&1 || fail "step 'certificates' failed (log: $TESTBED_STATE/logs/pki.log)"
+  cat >"$KUBECONFIG_PATH" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: lazarus-testbed
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority: $PKI/ca.crt
+users:
+- name: admin
+  user:
+    client-certificate: $PKI/admin.crt
+    client-key: $PKI/admin.key
+contexts:
+- name: lazarus-testbed
+  context: {cluster: lazarus-testbed, user: admin}
+current-context: lazarus-testbed
+YAML
+}
+
+api_ready() {
+  curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
+}
+
+start_etcd() {
+  start etcd "$ETCD_BIN/etcd" --name testbed --data-dir "$TESTBED_STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "testbed=http://127.0.0.1:$ETCD_PEER_PORT" --unsafe-no-fsync --quota-backend-bytes 4294967296
+  wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+}
+
+start_kube_apiserver() {
+  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
+    --authorization-mode RBAC --allow-privileged=true
+  wait_for kube-apiserver 90 api_ready
+}
+
+start_kube_controller_manager() {
+  start kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
+    --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$CONTROLLER_MANAGER_PORT" --leader-elect=false \
+    --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+    --use-service-account-credentials=false
+  wait_for kube-controller-manager 60 curl -skf "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"
+}
+
+start_kube_scheduler() {
+  start kube-scheduler "$KUBE_BIN/kube-scheduler" \
+    --kubeconfig "$KUBECONFIG_PATH" --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false
+  wait_for kube-scheduler 60 curl -skf "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+}
+
+node_ready() {
+  [ "$(kubectl get node lazarus-node-0 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+
+start_kwok() {
+  start kwok "$KWOK_BIN/kwok" --kubeconfig "$KUBECONFIG_PATH" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
+    --server-address "127.0.0.1:$KWOK_PORT" --config "$KWOK_BIN/stages.yaml"
+  kubectl apply -f "$here/nodes.yaml" >/dev/null || fail "step 'create fake nodes' failed"
+  wait_for kwok 60 node_ready
+}
+
+start_s3() {
+  mkdir -p "$TESTBED_STATE/s3/buckets/$S3_BUCKET" "$TESTBED_STATE/s3/metadata"
+  start s3 env "ROOT_ACCESS_KEY=$S3_ACCESS_KEY" "ROOT_SECRET_KEY=$S3_SECRET_KEY" \
+    "$VERSITYGW_BIN/versitygw" --port "127.0.0.1:$S3_PORT" posix --sidecar "$TESTBED_STATE/s3/metadata" "$TESTBED_STATE/s3/buckets"
+  wait_for s3 30 curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"
+}
+
+bsl_available() {
+  [ "$(kubectl -n velero get backupstoragelocation default -o 'jsonpath={.status.phase}')" = Available ]
+}
+
+start_velero() {
+  if ! is_running velero; then
+    "$VELERO_BIN/velero" install --crds-only --dry-run -o yaml >"$TESTBED_STATE/velero-crds.yaml" \
+      || fail "step 'velero CRDs' failed"
+    kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"
+    kubectl wait --for condition=established --timeout 60s crd/backupstoragelocations.velero.io >/dev/null
+    printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$TESTBED_STATE/s3-credentials"
+    sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
+      || fail "step 'velero namespace and storage location' failed"
+  fi
+  start velero env "AWS_SHARED_CREDENTIALS_FILE=$TESTBED_STATE/s3-credentials" \
+    "$VELERO_BIN/velero" server --kubeconfig "$KUBECONFIG_PATH" --namespace velero \
+    --plugin-dir "$VELERO_PLUGIN_DIR" --metrics-address "127.0.0.1:$VELERO_METRICS_PORT" \
+    --profiler-address "127.0.0.1:$VELERO_PROFILER_PORT" --store-validation-frequency 5s
+  wait_for velero 90 bsl_available
+}
+
+start_component() {
+  case "$1" in
+    etcd) start_etcd ;;
+    kube-apiserver) start_kube_apiserver ;;
+    kube-controller-manager) start_kube_controller_manager ;;
+    kube-scheduler) start_kube_scheduler ;;
+    kwok) start_kwok ;;
+    s3) start_s3 ;;
+    velero) start_velero ;;
+    *) die "unknown component '$1' (one of: ${COMPONENTS[*]})" ;;
+  esac
+}
+
+stop_all() {
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[$i]}"; done
+}
+
+cmd_up() {
+  "$here/build.sh"
+  mkdir -p "$TESTBED_STATE/logs"
+  make_pki
+  local c started=$SECONDS
+  for c in "${COMPONENTS[@]}"; do start_component "$c"; done
+  log "test bed ready in $((SECONDS - started))s"
+  echo "$KUBECONFIG_PATH"
+}
+
+cmd_down() {
+  stop_all
+  rm -rf "$TESTBED_STATE"
+  log "test bed stopped and its state removed"
+}
+
+cmd_status() {
+  local c
+  for c in "${COMPONENTS[@]}"; do
+    if is_running "$c"; then echo "$c running (pid $(cat "$(pid_file "$c")"))"; else echo "$c stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  restart) [ $# -eq 2 ] || die "usage: testbed.sh restart COMPONENT"; stop "$2"; start_component "$2" ;;
+  kubeconfig) echo "$KUBECONFIG_PATH" ;;
+  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,5 @@
+"""Allow ``python -m lazarus``."""
+
+from lazarus.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Controllers: each reconciles one kind of object from the informer cache, idempotently."""

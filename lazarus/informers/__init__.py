@@ -1,0 +1,1 @@
+"""Informers: list/watch reflectors feeding thread-safe caches and event handlers."""

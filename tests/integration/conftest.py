@@ -1,0 +1,67 @@
+"""Fixtures for tests against the real test bed (``make cluster-up`` / ``make test``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+
+from tests.integration.kube import unique_name, wait_until
+
+
+@pytest.fixture(scope="session")
+def api_client() -> Iterator[client.ApiClient]:
+    """An ApiClient for the cluster named by ``KUBECONFIG``."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=os.environ["KUBECONFIG"], client_configuration=configuration)
+    with client.ApiClient(configuration) as api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def apps(api_client: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def batch(api_client: client.ApiClient) -> client.BatchV1Api:
+    return client.BatchV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+def delete_namespace_and_wait(core: client.CoreV1Api, name: str, timeout: float = 120.0) -> None:
+    """Delete a namespace and wait until it is gone (the namespace controller must finish it)."""
+    try:
+        core.delete_namespace(name)
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_until(f"namespace {name} to be deleted", gone, timeout=timeout)
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace, deleted after the test."""
+    name = unique_name("it")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    delete_namespace_and_wait(core, name)
