@@ -182,7 +182,7 @@ start_velero() {
     kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"
     kubectl wait --for condition=established --timeout 60s crd/backupstoragelocations.velero.io >/dev/null
     printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$TESTBED_STATE/s3-credentials"
-    sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
+    sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#; s#@VELERO_VERSION@#$VELERO_VERSION#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
       || fail "step 'velero namespace and storage location' failed"
   fi
   start velero env "AWS_SHARED_CREDENTIALS_FILE=$TESTBED_STATE/s3-credentials" \
