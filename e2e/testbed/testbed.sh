@@ -24,9 +24,13 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok s3 v
 pid_file() { printf '%s/pids/%s.pid' "$TESTBED_STATE" "$1"; }
 log_file() { printf '%s/logs/%s.log' "$TESTBED_STATE" "$1"; }
 
+# A PID counts only while it is alive and still one of ours (every component's command line names
+# the state directory), so a PID reused by an unrelated process is not mistaken for a component.
 is_running() {
-  local f; f=$(pid_file "$1")
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+  local f pid; f=$(pid_file "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TESTBED_STATE"
 }
 
 # start NAME CMD...: run CMD in its own session (so its children can be stopped with it).
@@ -44,7 +48,7 @@ stop() {
   f=$(pid_file "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if is_running "$name"; then
     log "stopping $name (pid $pid)"
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
