@@ -10,13 +10,63 @@ import argparse
 import platform
 import sys
 from collections.abc import Sequence
+from dataclasses import MISSING, fields
 
 from lazarus import __version__
+from lazarus.settings import Settings
 
 
 def _cmd_version(_args: argparse.Namespace) -> int:
     print(f"lazarus {__version__} (python {platform.python_version()})")
     return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: `lazarus version` and `--help` should not pay for the client and informers.
+    from lazarus.controllers import CONTROLLERS
+    from lazarus.logconfig import configure
+    from lazarus.operator import Operator
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:
+        print(f"lazarus run: {exc}", file=sys.stderr)
+        return 2
+    configure(settings.log_level, None if settings.log_format == "auto" else settings.log_format == "json")
+    operator = Operator(settings, CONTROLLERS)
+    operator.install_signal_handlers()
+    return operator.run()
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per ``Settings`` field (``--lease-name`` for ``lease_name``), default: unset."""
+    docs = _field_docs()
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        type_name = str(f.type)
+        default = f.default if f.default is not MISSING else "generated"
+        help_text = f"{docs.get(f.name, '')} (default: {default})"
+        if type_name.startswith("bool"):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            convert = {"int": int, "float": float}.get(type_name.split(" ")[0], str)
+            parser.add_argument(flag, dest=f.name, type=convert, default=None, help=help_text)
+
+
+def _field_docs() -> dict[str, str]:
+    """The docstring under each ``Settings`` field, for --help."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(Settings))
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, following in zip(body, body[1:], strict=False):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant):
+                docs[node.target.id] = " ".join(str(following.value.value).split())
+    return docs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     version = commands.add_parser("version", help="print the version and exit")
     version.set_defaults(handler=_cmd_version)
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator. Every setting can also be set as LAZARUS_<SETTING> in the environment.",
+    )
+    _add_settings_flags(run)
+    run.set_defaults(handler=_cmd_run)
     return parser
 
 

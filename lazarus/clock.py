@@ -5,6 +5,8 @@ Contract:
 - ``now()`` is monotonic seconds (never wall-clock time: it must not jump when the system clock
   is set); only differences between two readings mean anything.
 - ``sleep(seconds)`` blocks the caller for that much clock time.
+- ``wait_event(event, seconds)`` sleeps like ``sleep`` but returns early (True) once ``event`` is
+  set: how a loop that sleeps between attempts stays responsive to a stop signal.
 - ``wait(condition, deadline)`` blocks on a ``threading.Condition`` the caller holds until the
   condition is notified or the clock reaches ``deadline`` (``None``: no deadline). It may return
   early, so callers re-check their state in a loop, as with ``Condition.wait``.
@@ -33,6 +35,10 @@ class Clock(Protocol):
         """Block for ``seconds`` of clock time."""
         ...
 
+    def wait_event(self, event: threading.Event, seconds: float) -> bool:
+        """Sleep ``seconds`` or until ``event`` is set; return whether it is set."""
+        ...
+
     def wait(self, condition: threading.Condition, deadline: float | None) -> None:
         """Wait on ``condition`` (held by the caller) until notified or ``now() >= deadline``."""
         ...
@@ -48,6 +54,10 @@ class RealClock:
     def sleep(self, seconds: float) -> None:
         """Sleep for real."""
         time.sleep(max(0.0, seconds))
+
+    def wait_event(self, event: threading.Event, seconds: float) -> bool:
+        """``event.wait`` with a real timeout."""
+        return event.wait(max(0.0, seconds))
 
     def wait(self, condition: threading.Condition, deadline: float | None) -> None:
         """Wait on ``condition`` with a real timeout up to ``deadline``."""
@@ -79,6 +89,12 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         """Advance the clock by ``seconds`` (see the class docstring)."""
         self.step(seconds)
+
+    def wait_event(self, event: threading.Event, seconds: float) -> bool:
+        """Like ``sleep`` (steps the clock) unless ``event`` is already set."""
+        if not event.is_set():
+            self.step(seconds)
+        return event.is_set()
 
     def step(self, seconds: float) -> None:
         """Advance the clock and wake every thread parked in ``wait``."""

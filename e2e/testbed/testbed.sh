@@ -179,8 +179,17 @@ bsl_available() {
   [ "$(kubectl -n velero get backupstoragelocation default -o 'jsonpath={.status.phase}')" = Available ]
 }
 
+# velero server's controller manager serves its metrics on :8080, a port no flag of Velero v1.17
+# changes: so one test bed with Velero per machine, and a clear error if the port is taken.
+VELERO_FIXED_PORT=8080
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start_velero() {
   if ! is_running velero; then
+    if port_in_use "$VELERO_FIXED_PORT"; then
+      fail "port $VELERO_FIXED_PORT is in use (another test bed's Velero?): velero server always binds it; stop that first"
+    fi
     "$VELERO_BIN/velero" install --crds-only --dry-run -o yaml >"$TESTBED_STATE/velero-crds.yaml" \
       || fail "step 'velero CRDs' failed"
     kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"

@@ -1,0 +1,98 @@
+"""The controller loop every Lazarus controller runs on (client-go's sample-controller shape).
+
+Event handlers only compute a key (``namespace/name``) and enqueue it. ``workers`` threads take
+keys from a rate-limited workqueue and call ``sync(key)``, which reads the informer cache,
+compares desired with actual state and acts, idempotently. The outcome decides what happens next:
+
+- ``sync`` returns: success, the key's failure history is forgotten;
+- ``sync`` raises ``PermanentError``: a user error that retrying cannot fix; ``sync`` must already
+  have recorded it (status, event); the key is not requeued;
+- ``sync`` raises anything else: transient; logged and requeued with per-key exponential backoff.
+
+The workqueue guarantees one key is never synced by two workers at once. Workers start only after
+the caches the controller reads have synced, and stop on ``shutdown`` after finishing the key they
+hold.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from lazarus.controllers.workqueue import RateLimitingQueue
+from lazarus.informers.store import DeletedFinalStateUnknown, object_key
+
+log = structlog.get_logger(__name__)
+
+
+class PermanentError(Exception):
+    """A failure retrying cannot fix (bad user input); already recorded by the sync function."""
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    """Split a key into ``(namespace, name)``; namespace is None for cluster-scoped objects."""
+    namespace, _, name = key.rpartition("/")
+    return (namespace or None), name
+
+
+class Controller:
+    """Worker threads draining one rate-limited queue into one ``sync`` function."""
+
+    def __init__(
+        self,
+        name: str,
+        sync: Callable[[str], None],
+        *,
+        workers: int = 2,
+        queue: RateLimitingQueue[str] | None = None,
+    ) -> None:
+        self.name = name
+        self._sync = sync
+        self._workers = workers
+        self.queue: RateLimitingQueue[str] = queue if queue is not None else RateLimitingQueue(name)
+        self._threads: list[threading.Thread] = []
+
+    def enqueue(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+        """Event-handler helper: enqueue the object's (or tombstone's) key."""
+        self.queue.add(object_key(obj))
+
+    def start(self) -> None:
+        """Start the worker threads (call only once the controller's caches have synced)."""
+        for index in range(self._workers):
+            thread = threading.Thread(target=self._run_worker, name=f"{self.name}-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("controller started", controller=self.name, workers=self._workers)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop taking new keys, let workers finish the key they hold, and join them."""
+        self.queue.shutdown()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _run_worker(self) -> None:
+        while self.process_next_item():
+            pass
+
+    def process_next_item(self) -> bool:
+        """Take one key, sync it, and decide whether to requeue; False once the queue is shut down."""
+        key, shutting_down = self.queue.get()
+        if shutting_down or key is None:
+            return False
+        try:
+            self._sync(key)
+        except PermanentError as exc:
+            log.warning("sync failed permanently; not retrying", controller=self.name, key=key, error=str(exc))
+            self.queue.forget(key)
+        except Exception as exc:  # noqa: BLE001 - any other failure is transient by contract
+            retries = self.queue.num_requeues(key)
+            log.warning("sync failed; will retry", controller=self.name, key=key, error=str(exc), retries=retries)
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+        finally:
+            self.queue.done(key)
+        return True

@@ -1,0 +1,168 @@
+"""The ``lazarus run`` process: informers, leader election, controllers and the HTTP endpoint.
+
+Start-up: the HTTP server (/metrics, /healthz, /readyz) and the informers start on every replica,
+so followers keep warm caches and can take over quickly. Only the leader starts the controllers,
+and only once their caches have synced.
+
+Shutdown: the first SIGTERM/SIGINT stops gracefully — controllers finish the key they hold, the
+lease is released so a follower takes over at once, informers and the server stop — and the
+process exits 0. A second signal exits at once (status 1). Losing the lease while running exits
+at once with status 2: in-flight reconciles must not go on once another replica may be leading,
+and a restarted process rejoins as a clean follower.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+import structlog
+from kubernetes import client
+
+from lazarus.clock import Clock, RealClock
+from lazarus.controllers.base import Controller
+from lazarus.httpserver import HealthServer
+from lazarus.informers import SharedInformer, SharedInformerFactory
+from lazarus.kube.client import Rest, new_api_client
+from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector
+from lazarus.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EXIT_LOST_LEADERSHIP = 2
+EXIT_SECOND_SIGNAL = 1
+EXIT_CACHE_SYNC_FAILED = 3
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a controller factory gets to build its controller from."""
+
+    settings: Settings
+    rest: Rest
+    informers: SharedInformerFactory
+
+
+ControllerFactory = Callable[[Context], Controller]
+
+
+class Operator:
+    """One operator process; ``run`` blocks until shutdown and returns the exit status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        controllers: Sequence[ControllerFactory],
+        *,
+        api_client: client.ApiClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        # Connections: every controller worker, every watch, plus leader election and slack.
+        self._api = api_client or new_api_client(settings.kubeconfig, pool_size=8 + 4 * settings.workers)
+        self._clock = clock or RealClock()
+        self.context = Context(settings, Rest(self._api), SharedInformerFactory.for_api_client(
+            self._api, resync_period=settings.resync_period))
+        self._controllers = [factory(self.context) for factory in controllers]
+        self._stop = threading.Event()
+        self._started_at = self._clock.now()
+        self._server = HealthServer(
+            settings.metrics_address, settings.metrics_port, liveness=self.liveness, readiness=self.readiness
+        )
+        self._elector: LeaderElector | None = None
+        self._exit_status = 0
+
+    def _informers(self) -> list[SharedInformer]:
+        return self.context.informers.informers()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once every informer has synced (followers too: they are ready to take over)."""
+        pending = [str(i.query) for i in self._informers() if not i.has_synced]
+        return (not pending, "waiting for caches: " + ", ".join(pending) if pending else "ok")
+
+    def liveness(self) -> tuple[bool, str]:
+        """Alive unless an informer has gone ``watch_stall_timeout`` without a successful list/watch."""
+        now = self._clock.now()
+        stalled = [
+            str(i.query)
+            for i in self._informers()
+            if now - (i.last_success if i.last_success is not None else self._started_at)
+            > self.settings.watch_stall_timeout
+        ]
+        return (not stalled, "watch stalled: " + ", ".join(stalled) if stalled else "ok")
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (what the first SIGTERM does)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self._stop.is_set():
+                log.warning("second signal: exiting at once", signal=signum)
+                os._exit(EXIT_SECOND_SIGNAL)
+            log.info("signal received: shutting down", signal=signum)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def run(self) -> int:
+        """Run until stopped; return the process exit status."""
+        self._server.start()
+        self.context.informers.start()
+        log.info("operator started", identity=self.settings.identity, controllers=[c.name for c in self._controllers],
+                 leader_election=self.settings.leader_elect, port=self._server.port)
+        try:
+            if self.settings.leader_elect:
+                self._elector = LeaderElector(
+                    LeaderElectionConfig(
+                        lease_namespace=self.settings.namespace,
+                        lease_name=self.settings.lease_name,
+                        identity=self.settings.identity,
+                        lease_duration=self.settings.lease_duration,
+                        renew_deadline=self.settings.renew_deadline,
+                        retry_period=self.settings.retry_period,
+                    ),
+                    KubeLeaseLock(self.context.rest, self.settings.namespace, self.settings.lease_name),
+                    on_started_leading=self._start_controllers,
+                    on_stopped_leading=self._on_stopped_leading,
+                    clock=self._clock,
+                )
+                self._elector.run(self._stop)
+            else:
+                self._start_controllers()
+            self._stop.wait()
+        finally:
+            self._shutdown()
+        return self._exit_status
+
+    def _start_controllers(self) -> None:
+        if not self.context.informers.wait_for_cache_sync(self.settings.cache_sync_timeout):
+            log.error("caches did not sync in time; exiting", detail=self.readiness()[1],
+                      timeout=self.settings.cache_sync_timeout)
+            self._exit_status = EXIT_CACHE_SYNC_FAILED
+            self._stop.set()
+            return
+        for controller in self._controllers:
+            controller.start()
+
+    def _on_stopped_leading(self) -> None:
+        if self._stop.is_set():
+            return  # graceful shutdown: the lease was released
+        log.error("leadership lost: exiting at once so no reconcile runs without the lease")
+        os._exit(EXIT_LOST_LEADERSHIP)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        for controller in self._controllers:
+            controller.shutdown(timeout=30)
+        self.context.informers.stop()
+        self._server.stop()
+        self._api.close()
+        log.info("operator stopped")

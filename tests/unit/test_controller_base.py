@@ -1,0 +1,73 @@
+"""The controller loop: outcome of sync decides forget / requeue-with-backoff / drop."""
+
+from __future__ import annotations
+
+from lazarus.clock import FakeClock
+from lazarus.controllers.base import Controller, PermanentError, split_key
+from lazarus.informers.store import object_key
+from lazarus.controllers.workqueue import RateLimitingQueue
+
+
+def _controller(sync: object) -> tuple[Controller, FakeClock]:
+    clock = FakeClock()
+    queue: RateLimitingQueue[str] = RateLimitingQueue(clock=clock)
+    return Controller("test", sync, queue=queue), clock  # type: ignore[arg-type]
+
+
+def test_keys() -> None:
+    assert object_key({"metadata": {"namespace": "ns", "name": "a"}}) == "ns/a"
+    assert object_key({"metadata": {"name": "node-1"}}) == "node-1"
+    assert split_key("ns/a") == ("ns", "a")
+    assert split_key("node-1") == (None, "node-1")
+
+
+def test_success_forgets_the_key() -> None:
+    synced: list[str] = []
+    controller, _ = _controller(synced.append)
+    controller.queue.add("ns/a")
+    assert controller.process_next_item()
+    assert synced == ["ns/a"]
+    assert controller.queue.num_requeues("ns/a") == 0
+    assert controller.queue.len() == 0
+
+
+def test_transient_error_requeues_with_growing_backoff() -> None:
+    calls: list[str] = []
+
+    def sync(key: str) -> None:
+        calls.append(key)
+        if len(calls) < 3:
+            raise RuntimeError("apiserver unavailable")
+
+    controller, clock = _controller(sync)
+    controller.queue.add("ns/a")
+    assert controller.process_next_item()
+    assert controller.queue.num_requeues("ns/a") == 1
+    assert controller.queue.len() == 0  # waiting 5 ms, not queued yet
+    clock.step(0.005)
+    assert controller.process_next_item()
+    assert controller.queue.num_requeues("ns/a") == 2
+    clock.step(0.010)
+    assert controller.process_next_item()
+    assert calls == ["ns/a"] * 3
+    assert controller.queue.num_requeues("ns/a") == 0  # forgotten after success
+
+
+def test_permanent_error_is_not_requeued() -> None:
+    def sync(key: str) -> None:
+        raise PermanentError("spec.backupName names no backup")
+
+    controller, clock = _controller(sync)
+    controller.queue.add("ns/a")
+    assert controller.process_next_item()
+    clock.step(2000)
+    assert controller.queue.len() == 0
+    assert controller.queue.num_requeues("ns/a") == 0
+
+
+def test_shutdown_stops_workers() -> None:
+    controller, _ = _controller(lambda key: None)
+    controller.start()
+    controller.queue.add("ns/a")
+    controller.shutdown(timeout=5)
+    assert all(not t.is_alive() for t in controller._threads)
