@@ -59,7 +59,7 @@ test: testbed-build lint
 	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(VENV)/bin/pytest -m integration tests/integration -q
 
 lint: venv
-	$(VENV)/bin/ruff check $(RUFF_ARGS) lazarus tests crds
+	$(VENV)/bin/ruff check $(RUFF_ARGS) lazarus tests crds bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

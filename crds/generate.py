@@ -1069,6 +1069,7 @@ def restore_test_status() -> Schema:
             ),
             "startTime": date_time("When the test started."),
             "completionTime": date_time("When the test completed."),
+            "verifyStartTime": date_time("When the restore completed and verification began."),
             "sandboxNamespaces": array(
                 "Sandbox namespaces created for this test.", {"type": "string"}
             ),
@@ -1094,6 +1095,19 @@ def restore_test_status() -> Schema:
                     ),
                 },
             ),
+            "workloads": obj(
+                "Restored workloads (of the kinds in spec.workloads.waitFor) and their readiness.",
+                {
+                    "expected": count("Workloads of those kinds in the backup's restored namespaces."),
+                    "ready": count("Restored workloads that became ready."),
+                    "notReady": array(
+                        "Workloads that were not ready (or not restored) when the wait ended.",
+                        {"type": "string"},
+                        max_items=50,
+                    ),
+                    "readyTime": date_time("When every expected workload was ready."),
+                },
+            ),
             "healthChecks": health_check_status(),
             "result": obj(
                 "The outcome of the test.",
@@ -1104,9 +1118,9 @@ def restore_test_status() -> Schema:
                         minimum=0,
                     ),
                     "rpo": number(
-                        "Measured recovery point (data-loss window), in seconds: how far the "
-                        "newest restored data (found by expectedRecency queries) lags behind "
-                        "the time the backup was taken. Unset when no query measures it.",
+                        "Measured recovery point (data-loss window), in seconds: from the newest "
+                        "restored data found by an expectedRecency query (without one, the "
+                        "backup's start time) to the time of the test.",
                         minimum=0,
                     ),
                     "message": string("Summary of the outcome."),

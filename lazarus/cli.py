@@ -23,7 +23,7 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # Imported here: `lazarus version` and `--help` should not pay for the client and informers.
-    from lazarus.controllers import CONTROLLERS
+    from lazarus.controllers import controller_factories
     from lazarus.logconfig import configure
     from lazarus.operator import Operator
 
@@ -34,7 +34,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"lazarus run: {exc}", file=sys.stderr)
         return 2
     configure(settings.log_level, None if settings.log_format == "auto" else settings.log_format == "json")
-    operator = Operator(settings, CONTROLLERS)
+    operator = Operator(settings, controller_factories())
     operator.install_signal_handlers()
     return operator.run()
 

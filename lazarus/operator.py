@@ -65,8 +65,11 @@ class Operator:
         # Connections: every controller worker, every watch, plus leader election and slack.
         self._api = api_client or new_api_client(settings.kubeconfig, pool_size=8 + 4 * settings.workers)
         self._clock = clock or RealClock()
-        self.context = Context(settings, Rest(self._api), SharedInformerFactory.for_api_client(
-            self._api, resync_period=settings.resync_period))
+        self.context = Context(
+            settings,
+            Rest(self._api),
+            SharedInformerFactory.for_api_client(self._api, resync_period=settings.resync_period),
+        )
         self._controllers = [factory(self.context) for factory in controllers]
         self._stop = threading.Event()
         self._started_at = self._clock.now()
@@ -116,8 +119,13 @@ class Operator:
         """Run until stopped; return the process exit status."""
         self._server.start()
         self.context.informers.start()
-        log.info("operator started", identity=self.settings.identity, controllers=[c.name for c in self._controllers],
-                 leader_election=self.settings.leader_elect, port=self._server.port)
+        log.info(
+            "operator started",
+            identity=self.settings.identity,
+            controllers=[c.name for c in self._controllers],
+            leader_election=self.settings.leader_elect,
+            port=self._server.port,
+        )
         try:
             if self.settings.leader_elect:
                 self._elector = LeaderElector(
@@ -144,8 +152,11 @@ class Operator:
 
     def _start_controllers(self) -> None:
         if not self.context.informers.wait_for_cache_sync(self.settings.cache_sync_timeout):
-            log.error("caches did not sync in time; exiting", detail=self.readiness()[1],
-                      timeout=self.settings.cache_sync_timeout)
+            log.error(
+                "caches did not sync in time; exiting",
+                detail=self.readiness()[1],
+                timeout=self.settings.cache_sync_timeout,
+            )
             self._exit_status = EXIT_CACHE_SYNC_FAILED
             self._stop.set()
             return

@@ -57,6 +57,12 @@ class Settings:
     than the longest watch (10 min) so an idle but healthy watch never trips it."""
     cache_sync_timeout: float = 120.0
     """Seconds to wait for the caches to fill before reconciling; a longer wait is an error."""
+    max_concurrent_tests: int = 2
+    """Restore tests running at once; more wait in Pending (reason WaitingForSlot)."""
+    test_timeout: float = 7200.0
+    """Seconds a test may take from start to result; then it fails with reason Timeout."""
+    failure_retention: float = 900.0
+    """Seconds a failed test's sandbox is kept for debugging when its spec sets no ttl."""
     log_level: str = "info"
     """debug, info, warning or error."""
     log_format: str = "auto"
@@ -80,6 +86,8 @@ class Settings:
         """Raise ``ValueError`` naming the setting that is out of range."""
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_concurrent_tests < 1:
+            raise ValueError("max_concurrent_tests must be at least 1")
         if not self.lease_duration > self.renew_deadline > self.retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
         if self.log_format not in ("auto", "json", "console"):

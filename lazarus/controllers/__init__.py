@@ -7,5 +7,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lazarus.operator import ControllerFactory
 
-# The controllers ``lazarus run`` starts, in start order.
-CONTROLLERS: list[ControllerFactory] = []
+
+def controller_factories() -> list[ControllerFactory]:
+    """The controllers ``lazarus run`` starts, in start order (imported lazily: they pull in
+    the whole runtime)."""
+    from lazarus.controllers.restoretest import restore_test_controller
+
+    return [restore_test_controller]

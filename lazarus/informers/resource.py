@@ -18,11 +18,14 @@ __all__ = [
     "BACKUPS",
     "BACKUP_TEST_POLICIES",
     "CONFIG_MAPS",
+    "DAEMON_SETS",
+    "DEPLOYMENTS",
     "DOWNLOAD_REQUESTS",
     "LAZARUS_RESTORE_TESTS",
     "NAMESPACES",
     "RESTORES",
     "SCHEDULES",
+    "STATEFUL_SETS",
     "Query",
     "Resource",
 ]
@@ -107,3 +110,7 @@ SCHEDULES = Resource("velero.io", "v1", "schedules", True, "Schedule")
 DOWNLOAD_REQUESTS = Resource("velero.io", "v1", "downloadrequests", True, "DownloadRequest")
 LAZARUS_RESTORE_TESTS = Resource("lazarus.io", "v1alpha1", "lazarusrestoretests", True, "LazarusRestoreTest")
 BACKUP_TEST_POLICIES = Resource("lazarus.io", "v1alpha1", "backuptestpolicies", True, "BackupTestPolicy")
+# Restored workloads whose readiness a test waits for.
+DEPLOYMENTS = Resource("apps", "v1", "deployments", True, "Deployment")
+STATEFUL_SETS = Resource("apps", "v1", "statefulsets", True, "StatefulSet")
+DAEMON_SETS = Resource("apps", "v1", "daemonsets", True, "DaemonSet")

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 from tests.integration.kube import unique_name, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(path.read_text())
+    return doc
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +75,24 @@ def namespace(core: client.CoreV1Api) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     delete_namespace_and_wait(core, name)
+
+
+@pytest.fixture(scope="session")
+def lazarus_crds(api_client: client.ApiClient) -> list[str]:
+    """Server-side apply every CRD in crds/ and wait until each is Established."""
+    ext = client.ApiextensionsV1Api(api_client)
+    names = []
+    for path in sorted((ROOT / "crds").glob("lazarus.io_*.yaml")):
+        crd = load_yaml(path)
+        name = crd["metadata"]["name"]
+        ext.patch_custom_resource_definition(
+            name, crd, field_manager="lazarus-tests", force=True, _content_type="application/apply-patch+yaml"
+        )
+
+        def established(name: str = name) -> bool:
+            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        wait_until(f"CRD {name} to be Established", established, timeout=30)
+        names.append(name)
+    return names

@@ -4,49 +4,26 @@ rejected by the API server with the offending field named."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
-from tests.integration.kube import unique_name, wait_until
+from tests.integration.conftest import ROOT, load_yaml
+from tests.integration.kube import unique_name
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "lazarus.io", "v1alpha1"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(path.read_text())
-    return doc
-
-
 @pytest.fixture(scope="module", autouse=True)
-def installed_crds(api_client: client.ApiClient) -> list[str]:
-    """Server-side apply every CRD in crds/ and wait until each is Established."""
-    ext = client.ApiextensionsV1Api(api_client)
-    names = []
-    for path in sorted((ROOT / "crds").glob("lazarus.io_*.yaml")):
-        crd = _load(path)
-        name = crd["metadata"]["name"]
-        ext.patch_custom_resource_definition(
-            name, crd, field_manager="lazarus-tests", force=True, _content_type="application/apply-patch+yaml"
-        )
-
-        def established(name: str = name) -> bool:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
-            return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-        wait_until(f"CRD {name} to be Established", established, timeout=30)
-        names.append(name)
-    return names
+def installed_crds(lazarus_crds: list[str]) -> list[str]:
+    return lazarus_crds
 
 
 def _sample(name: str, namespace: str) -> dict[str, Any]:
-    obj = _load(ROOT / "manifests" / "samples" / name)
+    obj = load_yaml(ROOT / "manifests" / "samples" / name)
     obj["metadata"]["namespace"] = namespace
     return obj
 

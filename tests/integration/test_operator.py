@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from kubernetes import client
 
 from tests.integration.kube import wait_until
+from tests.integration.operator_process import OperatorProcess
+from tests.integration.operator_process import start_operator as start_operator_process
 
 pytestmark = pytest.mark.integration
 
@@ -26,65 +22,22 @@ LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD = 6.0, 4.0, 1.0
 LEASE_NAME = "lazarus-leader"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class OperatorProcess:
-    identity: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def get(self, path: str) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
-
-    def is_leader(self) -> bool:
-        try:
-            metrics = self.get("/metrics").text
-        except requests.ConnectionError:
-            return False
-        return any(line.startswith("lazarus_leader_is_leader{") and line.endswith(" 1.0") for line in metrics.splitlines())
-
-
 @pytest.fixture
 def start_operator(namespace: str, tmp_path: Path) -> Iterator[Any]:
     """Start ``lazarus run`` processes whose lease lives in the test's namespace; kill them after."""
     started: list[OperatorProcess] = []
 
     def start(identity: str) -> OperatorProcess:
-        port = _free_port()
-        log = tmp_path / f"{identity}.log"
-        args = [
-            sys.executable, "-m", "lazarus", "run",
-            "--kubeconfig", os.environ["KUBECONFIG"], "--namespace", namespace, "--identity", identity,
-            "--metrics-address", "127.0.0.1", "--metrics-port", str(port), "--log-format", "json",
-            "--lease-duration", str(LEASE_DURATION), "--renew-deadline", str(RENEW_DEADLINE),
-            "--retry-period", str(RETRY_PERIOD),
-        ]  # fmt: skip
-        with log.open("wb") as out:
-            process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        operator = OperatorProcess(identity, port, process, log)
+        operator = start_operator_process(
+            identity, tmp_path, "--namespace", namespace, "--lease-duration", str(LEASE_DURATION),
+            "--renew-deadline", str(RENEW_DEADLINE), "--retry-period", str(RETRY_PERIOD),
+        )  # fmt: skip
         started.append(operator)
-        wait_until(f"{identity} to answer /healthz", lambda: _answers(operator), timeout=30)
         return operator
 
     yield start
     for operator in started:
-        if operator.process.poll() is None:
-            operator.process.kill()
-        operator.process.wait(10)
-
-
-def _answers(operator: OperatorProcess) -> bool:
-    assert operator.process.poll() is None, operator.log.read_text()
-    try:
-        return operator.get("/healthz").status_code == 200
-    except requests.ConnectionError:
-        return False
+        operator.stop()
 
 
 def _lease(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:

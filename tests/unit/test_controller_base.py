@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lazarus.clock import FakeClock
 from lazarus.controllers.base import Controller, PermanentError, split_key
-from lazarus.informers.store import object_key
 from lazarus.controllers.workqueue import RateLimitingQueue
+from lazarus.informers.store import object_key
 
 
 def _controller(sync: object) -> tuple[Controller, FakeClock]:

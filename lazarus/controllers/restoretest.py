@@ -1,0 +1,647 @@
+"""The restore-test controller: takes a ``LazarusRestoreTest`` from Pending to a verified,
+measured and cleaned-up result.
+
+Phases: ``Pending`` → ``Restoring`` → ``Verifying`` → ``Checking`` → ``Succeeded`` / ``Failed``,
+then cleanup. Each sync does the next step that the cached state calls for and writes it to
+status; the status write (or the watched object it created) brings the key back. Everything the
+controller creates has a name derived from the test's UID (sandbox namespaces, the Velero Restore,
+its resource-modifier ConfigMap), so a crash or a new leader at any point resumes without a second
+restore and without leaking an object. A finalizer guarantees cleanup when the test is deleted;
+sandboxes whose test is gone (or was recreated under the same name) are removed when seen.
+
+Outcomes follow the controller contract: a user error (missing backup, unsafe restore, ...) ends
+the test ``Failed`` with a reason and is not retried; API errors are raised and retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from lazarus.controllers.base import Controller
+from lazarus.informers import (
+    BACKUPS,
+    DAEMON_SETS,
+    DEPLOYMENTS,
+    LAZARUS_RESTORE_TESTS,
+    NAMESPACES,
+    RESTORES,
+    STATEFUL_SETS,
+    DeletedFinalStateUnknown,
+    SharedInformer,
+    final_object,
+    object_key,
+)
+from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.conditions import TRUE, get_condition
+from lazarus.kube.events import NORMAL, EventRecorder
+from lazarus.lifecycle import workloads
+from lazarus.lifecycle.durations import parse_duration, parse_time
+from lazarus.lifecycle.status import (
+    ACTIVE_PHASES,
+    CHECKING,
+    CLEANUP_COMPLETED,
+    HEALTH_CHECKS_COMPLETED,
+    PENDING,
+    RESTORE_COMPLETED,
+    RESTORING,
+    SUCCEEDED,
+    TERMINAL_PHASES,
+    VERIFYING,
+    WORKLOADS_READY,
+    StatusWriter,
+    now_text,
+)
+from lazarus.operator import Context
+from lazarus.sandbox import (
+    SANDBOX_LABEL,
+    TEST_NAME_LABEL,
+    TEST_NAMESPACE_LABEL,
+    TEST_UID_LABEL,
+    namespace_body,
+    namespace_mapping,
+    network_policy_body,
+    owned_by,
+    owner_labels,
+)
+from lazarus.velero.backup_contents import BackupContents, backup_resource_list
+from lazarus.velero.downloads import DownloadError
+from lazarus.velero.resource_modifiers import resource_modifiers_configmap
+from lazarus.velero.restore_results import restore_results
+from lazarus.velero.restore_spec import UnsafeRestoreError, restore_body, restore_safety
+
+log = structlog.get_logger(__name__)
+
+FINALIZER = "lazarus.io/cleanup"
+RESTORED_BY_LABEL = "velero.io/restore-name"
+BACKUP_INDEX = "backup"
+OWNER_INDEX = "test"
+
+# Velero phases.
+BACKUP_USABLE = "Completed"
+BACKUP_PARTIAL = "PartiallyFailed"
+BACKUP_IN_PROGRESS = (
+    "",
+    "New",
+    "InProgress",
+    "WaitingForPluginOperations",
+    "WaitingForPluginOperationsPartiallyFailed",
+    "Finalizing",
+    "FinalizingPartiallyFailed",
+)
+RESTORE_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
+# At most this many restore error/warning messages are kept in status.
+MAX_MESSAGES = 50
+
+
+def _owner_key(obj: dict[str, Any]) -> list[str]:
+    """Index: the ``namespace/name`` of the test that owns a labelled object."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    namespace, name = labels.get(TEST_NAMESPACE_LABEL), labels.get(TEST_NAME_LABEL)
+    return [f"{namespace}/{name}"] if namespace and name else []
+
+
+def _backup_key(test: dict[str, Any]) -> list[str]:
+    spec = test.get("spec") or {}
+    return [f"{spec.get('backupNamespace', 'velero')}/{spec.get('backupName')}"]
+
+
+def _elapsed_since(timestamp: str | None) -> float:
+    return 0.0 if not timestamp else (datetime.now(UTC) - parse_time(timestamp)).total_seconds()
+
+
+class RestoreTestReconciler:
+    """Owns the informers, the queue and the sync function of restore tests."""
+
+    def __init__(self, context: Context) -> None:
+        settings = context.settings
+        self.settings = settings
+        self.rest: Rest = context.rest
+        self.status = StatusWriter(context.rest, EventRecorder(context.rest, settings.identity))
+        factory = context.informers
+        self.tests = factory.informer_for(LAZARUS_RESTORE_TESTS)
+        self.tests.add_indexers({BACKUP_INDEX: _backup_key})
+        self.backups = factory.informer_for(BACKUPS, namespace=settings.velero_namespace)
+        self.restores = factory.informer_for(
+            RESTORES, namespace=settings.velero_namespace, label_selector=TEST_UID_LABEL
+        )
+        self.restores.add_indexers({OWNER_INDEX: _owner_key})
+        self.sandboxes = factory.informer_for(NAMESPACES, label_selector=f"{SANDBOX_LABEL}=true")
+        self.sandboxes.add_indexers({OWNER_INDEX: _owner_key})
+        self.workloads = {
+            kind: factory.informer_for(resource, label_selector=RESTORED_BY_LABEL)
+            for kind, resource in (
+                ("Deployments", DEPLOYMENTS),
+                ("StatefulSets", STATEFUL_SETS),
+                ("DaemonSets", DAEMON_SETS),
+            )
+        }
+        self.controller = Controller("restoretest", self.sync, workers=settings.workers)
+        self._admission = threading.Lock()
+        self._wire_handlers()
+
+    # ----------------------------------------------------------------- event handlers → keys
+
+    def _wire_handlers(self) -> None:
+        enqueue = self.controller.enqueue
+        self.tests.add_event_handler(enqueue, lambda old, new: self._on_test_update(old, new), enqueue)
+        self._on_any(self.backups, self._enqueue_tests_of_backup)
+        self._on_any(self.restores, self._enqueue_owner)
+        self._on_any(self.sandboxes, self._enqueue_owner)
+        for informer in self.workloads.values():
+            self._on_any(informer, self._enqueue_owner_of_namespace)
+
+    @staticmethod
+    def _on_any(informer: SharedInformer, handler: Callable[[dict[str, Any]], None]) -> None:
+        def deliver(obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+            handler(final_object(obj))
+
+        informer.add_event_handler(deliver, lambda _old, new: deliver(new), deliver)
+
+    def _on_test_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self.controller.enqueue(new)
+        was = (old.get("status") or {}).get("phase")
+        now = (new.get("status") or {}).get("phase")
+        if was in ACTIVE_PHASES and now not in ACTIVE_PHASES:
+            # A slot was freed: let waiting tests try again.
+            for test in self.tests.store.list():
+                if (test.get("status") or {}).get("phase") in (None, "", PENDING):
+                    self.controller.enqueue(test)
+
+    def _enqueue_tests_of_backup(self, backup: dict[str, Any]) -> None:
+        for test in self.tests.store.by_index(BACKUP_INDEX, object_key(backup)):
+            self.controller.enqueue(test)
+
+    def _enqueue_owner(self, obj: dict[str, Any]) -> None:
+        for key in _owner_key(obj):
+            self.controller.queue.add(key)
+
+    def _enqueue_owner_of_namespace(self, obj: dict[str, Any]) -> None:
+        sandbox = self.sandboxes.store.get_by_key(obj["metadata"].get("namespace", ""))
+        if sandbox is not None:
+            self._enqueue_owner(sandbox)
+
+    # ----------------------------------------------------------------- sync
+
+    def sync(self, key: str) -> None:
+        """Advance the test ``key`` by one step (see the module docstring)."""
+        test = self.tests.store.get_by_key(key)
+        self._delete_orphans(key, test)
+        if test is None:
+            return
+        if test["metadata"].get("deletionTimestamp"):
+            self._finalize(test)
+            return
+        if FINALIZER not in (test["metadata"].get("finalizers") or []):
+            self._set_finalizers(test, [*(test["metadata"].get("finalizers") or []), FINALIZER])
+            return
+        phase = (test.get("status") or {}).get("phase") or ""
+        if phase in TERMINAL_PHASES:
+            self._clean_up_finished(test)
+        elif (
+            phase not in ("", PENDING) and _elapsed_since(test["status"].get("startTime")) > self.settings.test_timeout
+        ):
+            self.status.fail(test, "Timeout", f"the test did not finish within {self.settings.test_timeout:.0f}s")
+        elif phase == RESTORING:
+            self._restore(test)
+        elif phase == VERIFYING:
+            self._verify(test)
+        elif phase == CHECKING:
+            self._check(test)
+        else:
+            self._admit(test)
+
+    # ----------------------------------------------------------------- Pending → Restoring
+
+    def _admit(self, test: dict[str, Any]) -> None:
+        spec = test["spec"]
+        if spec.get("backupNamespace", "velero") != self.settings.velero_namespace:
+            self.status.fail(
+                test,
+                "BackupNotFound",
+                f"backups are read from the Velero namespace "
+                f"{self.settings.velero_namespace!r}, not {spec.get('backupNamespace')!r}",
+            )
+            return
+        backup = self.backups.store.get_by_key(f"{self.settings.velero_namespace}/{spec['backupName']}")
+        if backup is None:
+            self.status.fail(
+                test,
+                "BackupNotFound",
+                f"Velero backup {self.settings.velero_namespace}/{spec['backupName']} does not exist",
+            )
+            return
+        backup_phase = (backup.get("status") or {}).get("phase") or ""
+        if backup_phase in BACKUP_IN_PROGRESS:
+            self._pending(test, "WaitingForBackup", f"backup {spec['backupName']} is {backup_phase or 'New'}")
+            return
+        if backup_phase != BACKUP_USABLE and not (backup_phase == BACKUP_PARTIAL and spec.get("allowPartiallyFailed")):
+            self.status.fail(
+                test,
+                "BackupNotCompleted",
+                f"backup {spec['backupName']} ended {backup_phase}; only Completed backups are tested"
+                + ("" if backup_phase != BACKUP_PARTIAL else " (set allowPartiallyFailed to test it)"),
+            )
+            return
+        expiration = (backup.get("status") or {}).get("expiration")
+        if expiration and parse_time(expiration) < datetime.now(UTC):
+            self.status.fail(test, "BackupExpired", f"backup {spec['backupName']} expired at {expiration}")
+            return
+        with self._admission:
+            active = sum((t.get("status") or {}).get("phase") in ACTIVE_PHASES for t in self.tests.store.list())
+            if active >= self.settings.max_concurrent_tests:
+                self._pending(
+                    test,
+                    "WaitingForSlot",
+                    f"{active} tests are running (at most {self.settings.max_concurrent_tests} at once)",
+                )
+                return
+            self._start(test, backup)
+
+    def _pending(self, test: dict[str, Any], reason: str, message: str) -> None:
+        status = test.get("status") or {}
+        if status.get("phase") != PENDING or status.get("reason") != reason:
+            self.status.transition(test, PENDING, reason, message)
+
+    def _start(self, test: dict[str, Any], backup: dict[str, Any]) -> None:
+        spec = test["spec"]
+        try:
+            contents = backup_resource_list(self.rest, spec["backupName"], self.settings.velero_namespace)
+        except DownloadError as exc:
+            if exc.transient:
+                raise  # e.g. Velero restarting: retried with backoff
+            self.status.fail(
+                test,
+                "UnsafeRestore",
+                f"cannot determine the namespaces in backup {spec['backupName']} from its contents: {exc}",
+            )
+            return
+        restore_spec = spec.get("restore") or {}
+        included = set(restore_spec.get("includedNamespaces") or []) - {"*"}
+        sources = sorted(
+            ns
+            for ns in contents.namespaces
+            if (not included or ns in included) and ns not in set(restore_spec.get("excludedNamespaces") or [])
+        )
+        if not sources:
+            self.status.fail(
+                test,
+                "NothingToRestore",
+                f"backup {spec['backupName']} holds no namespaced resources in the namespaces this test selects",
+            )
+            return
+        sandbox = spec.get("sandbox") or {}
+        try:
+            mapping = namespace_mapping(
+                sandbox.get("namespacePrefix", "lazarus-sbx-"),
+                test["metadata"]["uid"],
+                sources,
+                spec.get("restoreNamespace"),
+            )
+        except ValueError as exc:
+            self.status.fail(test, "InvalidSpec", str(exc))
+            return
+        restore_name = f"lazarus-{test['metadata']['uid'][:18]}"
+        try:
+            self._restore_objects(test, mapping, restore_name)  # fail before creating anything
+        except UnsafeRestoreError as exc:
+            self.status.fail(test, "UnsafeRestore", str(exc))
+            return
+        self.status.transition(
+            test,
+            RESTORING,
+            "RestoreStarting",
+            f"restoring backup {spec['backupName']} into {', '.join(f'{s} → {t}' for s, t in mapping.items())}",
+            extra={
+                "startTime": now_text(),
+                "namespaceMapping": mapping,
+                "sandboxNamespaces": sorted(mapping.values()),
+                "restore": {"restoreName": restore_name},
+                "workloads": {"expected": _expected_workloads(contents, mapping, spec)},
+            },
+        )
+
+    # ----------------------------------------------------------------- Restoring → Verifying
+
+    def _restore(self, test: dict[str, Any]) -> None:
+        status = test["status"]
+        timeout = parse_duration((test["spec"].get("restore") or {}).get("timeout", "30m"))
+        restore_name = status["restore"]["restoreName"]
+        restore = self.restores.store.get_by_key(f"{self.settings.velero_namespace}/{restore_name}")
+        if restore is None:
+            if _elapsed_since(status.get("startTime")) > timeout:
+                self.status.fail(test, "Timeout", f"the Velero restore did not start within {timeout:.0f}s")
+                return
+            if self._prepare_sandboxes(test):
+                self._create_restore(test, restore_name)
+            return
+        phase = (restore.get("status") or {}).get("phase") or ""
+        if phase not in RESTORE_TERMINAL:
+            if _elapsed_since(status.get("startTime")) > timeout:
+                self.status.fail(
+                    test, "Timeout", f"Velero restore {restore_name} still {phase or 'New'} after {timeout:.0f}s"
+                )
+            else:
+                self.controller.queue.add_after(object_key(test), timeout - _elapsed_since(status.get("startTime")))
+            return
+        details = self._restore_details(restore)
+        if phase != "Completed":
+            self.status.fail(
+                test,
+                "RestoreFailed" if phase != "PartiallyFailed" else "RestorePartiallyFailed",
+                f"Velero restore {restore_name} ended {phase}: "
+                + ("; ".join(details["errorMessages"][:3]) or "see the restore's logs"),
+                extra={"restore": details},
+            )
+            return
+        progress = details.get("progress") or {}
+        recovered, total = int(progress.get("itemsRestored") or 0), int(progress.get("totalItems") or 0)
+        self.status.transition(
+            test,
+            VERIFYING,
+            "RestoreCompleted",
+            f"Velero restore {restore_name} completed: {recovered}/{total} items",
+            condition=(RESTORE_COMPLETED, TRUE),
+            extra={
+                "restore": details,
+                "verifyStartTime": now_text(),
+                "result": {"resourcesRecovered": recovered, "resourcesFailed": max(total - recovered, 0)},
+            },
+        )
+
+    def _prepare_sandboxes(self, test: dict[str, Any]) -> bool:
+        """Create the sandbox namespaces and their NetworkPolicies; False if the test failed."""
+        mapping: dict[str, str] = test["status"]["namespaceMapping"]
+        labels = (test["spec"].get("sandbox") or {}).get("labels") or {}
+        for source, sandbox in mapping.items():
+            if not self._create_namespace(test, namespace_body(test, sandbox, source, labels)):
+                return False
+            self._create(
+                f"/apis/networking.k8s.io/v1/namespaces/{sandbox}/networkpolicies",
+                network_policy_body(test, sandbox, self.settings.namespace),
+            )
+        return True
+
+    def _create_namespace(self, test: dict[str, Any], body: dict[str, Any]) -> bool:
+        name = body["metadata"]["name"]
+        if self.sandboxes.store.get_by_key(name) is not None and owned_by(
+            self.sandboxes.store.get_by_key(name) or {}, test
+        ):
+            return True
+        try:
+            self.rest.request("POST", "/api/v1/namespaces", body=body)
+            return True
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+        existing = self.rest.request("GET", f"/api/v1/namespaces/{name}")
+        if owned_by(existing, test) and not existing["metadata"].get("deletionTimestamp"):
+            return True
+        self.status.fail(
+            test,
+            "UnsafeRestore",
+            f"namespace {name} already exists and is not this test's sandbox: "
+            "Lazarus never restores into a namespace it did not create",
+        )
+        return False
+
+    def _create(self, collection: str, body: dict[str, Any]) -> None:
+        """POST ``body``; an object that already exists counts as created (idempotent retries)."""
+        try:
+            self.rest.request("POST", collection, body=body)
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+
+    def _restore_objects(
+        self, test: dict[str, Any], mapping: dict[str, str], restore_name: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The resource-modifier ConfigMap and the Velero Restore; raises ``UnsafeRestoreError``."""
+        restore_spec = test["spec"].get("restore") or {}
+        velero = self.settings.velero_namespace
+        configmap = resource_modifiers_configmap(
+            restore_name, velero, list(mapping), owner_labels(test),
+            pvs_restored=restore_safety(restore_spec).restore_pv_objects,
+        )  # fmt: skip
+        body = restore_body(
+            name=restore_name,
+            namespace=velero,
+            backup_name=test["spec"]["backupName"],
+            namespace_mapping=mapping,
+            restore_spec=restore_spec,
+            resource_modifier_configmap=configmap["metadata"]["name"],
+            labels=owner_labels(test),
+        )
+        return configmap, body
+
+    def _create_restore(self, test: dict[str, Any], restore_name: str) -> None:
+        velero = self.settings.velero_namespace
+        try:
+            configmap, body = self._restore_objects(test, test["status"]["namespaceMapping"], restore_name)
+        except UnsafeRestoreError as exc:
+            self.status.fail(test, "UnsafeRestore", str(exc))
+            return
+        self._create(f"/api/v1/namespaces/{velero}/configmaps", configmap)
+        self._create(f"/apis/velero.io/v1/namespaces/{velero}/restores", body)
+        self.status.event(test, NORMAL, "RestoreCreated", f"created Velero restore {velero}/{restore_name}")
+
+    def _restore_details(self, restore: dict[str, Any]) -> dict[str, Any]:
+        status = restore.get("status") or {}
+        details: dict[str, Any] = {
+            "restoreName": restore["metadata"]["name"],
+            "veleroPhase": status.get("phase"),
+            "progress": {
+                "itemsRestored": int((status.get("progress") or {}).get("itemsRestored") or 0),
+                "totalItems": int((status.get("progress") or {}).get("totalItems") or 0),
+            },
+            "warnings": int(status.get("warnings") or 0),
+            "errors": int(status.get("errors") or 0),
+            "errorMessages": [],
+        }
+        if details["errors"] or details["warnings"] or status.get("failureReason"):
+            messages = [f"velero: {status['failureReason']}"] if status.get("failureReason") else []
+            try:
+                results = restore_results(self.rest, restore["metadata"]["name"], self.settings.velero_namespace)
+                messages += results.errors + [f"warning: {w}" for w in results.warnings]
+            except DownloadError as exc:
+                messages.append(f"restore results unavailable: {exc}")
+            details["errorMessages"] = [m[:1000] for m in messages[:MAX_MESSAGES]]
+        return details
+
+    # ----------------------------------------------------------------- Verifying → Checking
+
+    def _verify(self, test: dict[str, Any]) -> None:
+        status = test["status"]
+        wait_for = (test["spec"].get("workloads") or {}).get("waitFor", ["Deployments", "StatefulSets", "DaemonSets"])
+        sandboxes = set(status.get("sandboxNamespaces") or [])
+        seen = [
+            obj
+            for kind, informer in self.workloads.items()
+            if kind in wait_for
+            for obj in informer.store.list()
+            if obj["metadata"].get("namespace") in sandboxes
+        ]
+        expected = int((status.get("workloads") or {}).get("expected") or 0)
+        not_ready = sorted(workloads.describe(o) for o in seen if not workloads.is_ready(o))
+        if len(seen) >= expected and not not_ready:
+            self.status.transition(
+                test,
+                CHECKING,
+                "WorkloadsReady",
+                f"{len(seen)} restored workloads are ready",
+                condition=(WORKLOADS_READY, TRUE),
+                extra={
+                    "workloads": {"expected": expected, "ready": len(seen), "notReady": [], "readyTime": now_text()}
+                },
+            )
+            return
+        timeout = parse_duration((test["spec"].get("workloads") or {}).get("readyTimeout", "10m"))
+        waited = _elapsed_since(status.get("verifyStartTime"))
+        if waited < timeout:
+            self.controller.queue.add_after(object_key(test), timeout - waited)
+            return
+        missing = max(expected - len(seen), 0)
+        detail = not_ready[:20] + ([f"{missing} workloads in the backup were not restored"] if missing else [])
+        self.status.fail(
+            test,
+            "WorkloadsNotReady",
+            f"not ready after {timeout:.0f}s: {'; '.join(detail)}",
+            extra={"workloads": {"expected": expected, "ready": len(seen) - len(not_ready), "notReady": detail}},
+        )
+
+    # ----------------------------------------------------------------- Checking → result
+
+    def _check(self, test: dict[str, Any]) -> None:
+        status, spec = test["status"], test["spec"]
+        checks_configured = any(
+            (spec.get("healthChecks") or {}).get(k) for k in ("database", "databases", "http", "customChecks")
+        )
+        if checks_configured and (spec.get("healthChecks") or {}).get("enabled", True):
+            self.status.fail(test, "ChecksNotSupported", "health checks are not implemented by this Lazarus version")
+            return
+        restore_started = parse_time(status["startTime"])
+        finished = datetime.now(UTC)
+        rto = round((finished - restore_started).total_seconds(), 3)
+        backup = self.backups.store.get_by_key(f"{self.settings.velero_namespace}/{spec['backupName']}") or {}
+        backup_start = (backup.get("status") or {}).get("startTimestamp")
+        rpo = round((finished - parse_time(backup_start)).total_seconds(), 3) if backup_start else None
+        result = dict(status.get("result") or {})
+        result.update({"success": True, "rto": rto, "rpo": rpo, "message": "restore verified"})
+        objectives = spec.get("objectives") or {}
+        missed = [
+            f"RTO {rto:.0f}s > objective {objectives['rtoSeconds']}s"
+            for _ in [0]
+            if "rtoSeconds" in objectives and rto > objectives["rtoSeconds"]
+        ]
+        missed += [
+            f"RPO {rpo:.0f}s > objective {objectives['rpoSeconds']}s"
+            for _ in [0]
+            if rpo is not None and "rpoSeconds" in objectives and rpo > objectives["rpoSeconds"]
+        ]
+        extra = {"completionTime": now_text(), "healthChecks": {"phase": "Skipped"}}
+        if missed:
+            result.update({"success": False, "message": "; ".join(missed)})
+            self.status.fail(test, "ObjectiveMissed", "; ".join(missed), extra={**extra, "result": result})
+            return
+        self.status.transition(
+            test,
+            SUCCEEDED,
+            "Succeeded",
+            f"backup {spec['backupName']} restored and verified in {rto:.1f}s",
+            condition=(HEALTH_CHECKS_COMPLETED, TRUE),
+            extra={**extra, "result": result},
+        )
+
+    # ----------------------------------------------------------------- cleanup
+
+    def _cleanup_due_in(self, test: dict[str, Any]) -> float | None:
+        """Seconds until the sandbox of a finished test is removed; None: kept until the test is deleted."""
+        spec, status = test["spec"], test["status"]
+        cleanup = spec.get("cleanup") or {}
+        failed = status.get("phase") != SUCCEEDED
+        if not cleanup.get("enabled", True) or (failed and cleanup.get("keepOnFailure")):
+            return None
+        keep = parse_duration(spec["ttl"]) if spec.get("ttl") else (self.settings.failure_retention if failed else 0.0)
+        return keep - _elapsed_since(status.get("completionTime"))
+
+    def _clean_up_finished(self, test: dict[str, Any]) -> None:
+        if (get_condition(test["status"].get("conditions"), CLEANUP_COMPLETED) or {}).get("status") == TRUE:
+            return
+        due_in = self._cleanup_due_in(test)
+        if due_in is None:
+            return
+        if due_in > 0:
+            self.controller.queue.add_after(object_key(test), due_in)
+            return
+        if self._delete_owned(object_key(test), test["metadata"]["uid"]):
+            self.status.transition(
+                test,
+                test["status"]["phase"],
+                test["status"]["reason"],
+                test["status"]["message"],
+                condition=(CLEANUP_COMPLETED, TRUE),
+            )
+
+    def _finalize(self, test: dict[str, Any]) -> None:
+        if self._delete_owned(object_key(test), test["metadata"]["uid"]):
+            self._set_finalizers(test, [f for f in test["metadata"].get("finalizers") or [] if f != FINALIZER])
+
+    def _delete_orphans(self, key: str, test: dict[str, Any] | None) -> None:
+        """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID."""
+        uid = test["metadata"]["uid"] if test is not None else None
+        stale = {o["metadata"]["labels"][TEST_UID_LABEL] for o in self._owned(key)} - {uid}
+        for orphan_uid in stale:
+            log.info("removing leftovers of a deleted test", test=key, uid=orphan_uid)
+            self._delete_owned(key, orphan_uid)
+
+    def _owned(self, key: str) -> Iterable[dict[str, Any]]:
+        yield from self.sandboxes.store.by_index(OWNER_INDEX, key)
+        yield from self.restores.store.by_index(OWNER_INDEX, key)
+
+    def _delete_owned(self, key: str, uid: str) -> bool:
+        """Delete everything of test ``uid``; True once the cache shows all of it gone."""
+        velero = self.settings.velero_namespace
+        remaining = [o for o in self._owned(key) if (o["metadata"].get("labels") or {}).get(TEST_UID_LABEL) == uid]
+        for obj in remaining:
+            name = obj["metadata"]["name"]
+            if obj.get("kind") == "Namespace":
+                self._delete(f"/api/v1/namespaces/{name}")
+            else:
+                self._delete(f"/apis/velero.io/v1/namespaces/{velero}/restores/{name}")
+                self._delete(f"/api/v1/namespaces/{velero}/configmaps/{name}")
+        return not remaining
+
+    def _delete(self, path: str) -> None:
+        try:
+            self.rest.request("DELETE", path, body={"propagationPolicy": "Background"})
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+
+    def _set_finalizers(self, test: dict[str, Any], finalizers: list[str]) -> None:
+        metadata = test["metadata"]
+        path = f"{LAZARUS_RESTORE_TESTS.collection_path(metadata['namespace'])}/{metadata['name']}"
+        body = {"metadata": {"resourceVersion": metadata["resourceVersion"], "finalizers": finalizers}}
+        self.rest.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+
+def _expected_workloads(contents: BackupContents, mapping: dict[str, str], spec: dict[str, Any]) -> int:
+    """How many workloads of the waited-for kinds the backup holds in the restored namespaces."""
+    wait_for = (spec.get("workloads") or {}).get("waitFor", ["Deployments", "StatefulSets", "DaemonSets"])
+    kinds = {workloads.KIND_OF_SPEC[k] for k in wait_for if k in workloads.KIND_OF_SPEC}
+    return sum(
+        1
+        for kind, items in contents.items.items()
+        if kind.rsplit("/", 1)[-1] in kinds
+        for item in items
+        if item.split("/", 1)[0] in mapping
+    )
+
+
+def restore_test_controller(context: Context) -> Controller:
+    """Controller factory for ``lazarus run``."""
+    return RestoreTestReconciler(context).controller

@@ -1,0 +1,1 @@
+"""The restore-test lifecycle: the pure pieces the restore-test controller is built from."""

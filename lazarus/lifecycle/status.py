@@ -1,0 +1,107 @@
+"""Writing a restore test's status: phase, conditions, result, and an Event for each transition.
+
+Status goes through the ``/status`` subresource as a JSON merge patch that carries the
+``resourceVersion`` the controller read: a write based on a stale read fails with 409 and the key
+is retried, so two steps never overwrite each other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lazarus.informers import LAZARUS_RESTORE_TESTS
+from lazarus.kube.client import Rest
+from lazarus.kube.conditions import FALSE, set_condition
+from lazarus.kube.events import NORMAL, WARNING, EventRecorder
+from lazarus.lifecycle.durations import format_time
+
+# Phases (status.phase).
+PENDING, RESTORING, VERIFYING, CHECKING = "Pending", "Restoring", "Verifying", "Checking"
+SUCCEEDED, FAILED = "Succeeded", "Failed"
+ACTIVE_PHASES = (RESTORING, VERIFYING, CHECKING)
+TERMINAL_PHASES = (SUCCEEDED, FAILED)
+
+# Condition types.
+RESTORE_COMPLETED = "RestoreCompleted"
+WORKLOADS_READY = "WorkloadsReady"
+HEALTH_CHECKS_COMPLETED = "HealthChecksCompleted"
+CLEANUP_COMPLETED = "CleanupCompleted"
+
+# The condition a failure in each phase is reported on.
+_FAILED_CONDITION = {
+    "": RESTORE_COMPLETED,
+    PENDING: RESTORE_COMPLETED,
+    RESTORING: RESTORE_COMPLETED,
+    VERIFYING: WORKLOADS_READY,
+    CHECKING: HEALTH_CHECKS_COMPLETED,
+}
+
+
+def now_text() -> str:
+    return format_time(datetime.now(UTC))
+
+
+class StatusWriter:
+    """Patches test status and records the matching Events."""
+
+    def __init__(self, rest: Rest, events: EventRecorder) -> None:
+        self._rest = rest
+        self._events = events
+
+    def event(self, test: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Record an Event on the test without changing its status."""
+        self._events.record(test, type_, reason, message)
+
+    def patch(self, test: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``status`` into the test's status (optimistic concurrency); return the new object."""
+        metadata = test["metadata"]
+        path = f"{LAZARUS_RESTORE_TESTS.collection_path(metadata['namespace'])}/{metadata['name']}/status"
+        body = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "status": status}
+        return self._rest.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+    def transition(
+        self,
+        test: dict[str, Any],
+        phase: str,
+        reason: str,
+        message: str,
+        *,
+        condition: tuple[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        warning: bool = False,
+    ) -> dict[str, Any]:
+        """Move to ``phase`` (``condition`` = (type, status) to set with the same reason/message)."""
+        status = dict(extra or {})
+        status.update({"phase": phase, "reason": reason, "message": message})
+        status["observedGeneration"] = test["metadata"].get("generation")
+        if condition is not None:
+            status["conditions"] = set_condition(
+                (test.get("status") or {}).get("conditions"),
+                condition[0],
+                condition[1],
+                reason,
+                message,
+                now=now_text(),
+                generation=test["metadata"].get("generation"),
+            )
+        updated = self.patch(test, status)
+        self._events.record(test, WARNING if warning else NORMAL, reason, message)
+        return updated
+
+    def fail(
+        self, test: dict[str, Any], reason: str, message: str, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """End the test as Failed with ``reason`` (a CamelCase constant) and a precise message."""
+        current_phase = (test.get("status") or {}).get("phase") or ""
+        status = {"completionTime": now_text(), "result": {"success": False, "message": message}}
+        status.update(extra or {})
+        return self.transition(
+            test,
+            FAILED,
+            reason,
+            message,
+            condition=(_FAILED_CONDITION.get(current_phase, HEALTH_CHECKS_COMPLETED), FALSE),
+            extra=status,
+            warning=True,
+        )

@@ -1,0 +1,357 @@
+"""The restore-test lifecycle end to end: a real ``lazarus run``, a real Velero, real namespaces.
+
+Every test checks that the source ("production") namespace is untouched and that nothing the
+test created is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.integration.conftest import delete_namespace_and_wait
+from tests.integration.kube import create_velero_object, unique_name, wait_until, wait_velero_phase
+from tests.integration.operator_process import OperatorProcess, start_operator
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION, PLURAL = "lazarus.io", "v1alpha1", "lazarusrestoretests"
+# Failed tests keep their sandbox this long here (the default is 15 minutes).
+FAILURE_RETENTION = 3
+
+
+@pytest.fixture(scope="module")
+def operator(lazarus_crds: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """One operator for the module (leader election off: it is the only replica)."""
+    process = start_operator(
+        "lifecycle",
+        tmp_path_factory.mktemp("operator"),
+        "--no-leader-elect",
+        "--failure-retention",
+        str(FAILURE_RETENTION),
+    )
+    wait_until("operator readiness", lambda: process.get("/readyz").status_code == 200, timeout=60)
+    yield process
+    process.stop()
+
+
+def _snapshot(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str) -> dict[str, str]:
+    objects: list[Any] = [
+        *apps.list_namespaced_deployment(namespace).items,
+        *core.list_namespaced_config_map(namespace).items,
+        *core.list_namespaced_secret(namespace).items,
+        *core.list_namespaced_service(namespace).items,
+    ]
+    return {f"{type(o).__name__}/{o.metadata.name}": o.metadata.resource_version for o in objects}
+
+
+@pytest.fixture
+def production(core: client.CoreV1Api, apps: client.AppsV1Api) -> Iterator[dict[str, Any]]:
+    """A 'production' namespace with an application; asserts afterwards that nothing changed."""
+    name = unique_name("prod")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    labels = {"app": "shop"}
+    apps.create_namespaced_deployment(
+        name,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="shop", labels=labels),
+            spec=client.V1DeploymentSpec(
+                replicas=1,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="shop", image="registry.invalid/s:1")]),
+                ),
+            ),
+        ),
+    )
+    core.create_namespaced_config_map(
+        name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"a": "b"})
+    )
+    state: dict[str, Any] = {"namespace": name}
+    yield state
+    if "before" in state:
+        assert _snapshot(core, apps, name) == state["before"], "the source namespace was changed"
+    delete_namespace_and_wait(core, name)
+
+
+def _create_stuck_deployment(apps: client.AppsV1Api, namespace: str) -> None:
+    """A Deployment whose pods can never be scheduled (no node has the label it selects)."""
+    labels = {"app": "stuck"}
+    apps.create_namespaced_deployment(
+        namespace,
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="stuck", labels=labels),
+            spec=client.V1DeploymentSpec(
+                replicas=1,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(
+                        node_selector={"lazarus.io/no-such-node": "x"},
+                        containers=[client.V1Container(name="stuck", image="registry.invalid/s:1")],
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def _backup(custom: client.CustomObjectsApi, namespace: str, **spec: Any) -> str:
+    name = unique_name("bk")
+    create_velero_object(
+        custom, "Backup", "backups", name, {"includedNamespaces": [namespace], "ttl": "2h0m0s", **spec}
+    )
+    return name
+
+
+def _create_test(custom: client.CustomObjectsApi, namespace: str, backup: str, **spec: Any) -> str:
+    name = unique_name("lrt")
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LazarusRestoreTest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"backupName": backup, **spec},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    return name
+
+
+def _get_test(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        return obj
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _wait_phase(custom: client.CustomObjectsApi, namespace: str, name: str, phases: set[str], timeout: float = 120):
+    def probe() -> dict[str, Any] | None:
+        test = _get_test(custom, namespace, name) or {}
+        return test if (test.get("status") or {}).get("phase") in phases else None
+
+    return wait_until(f"test {name} to reach {sorted(phases)}", probe, timeout=timeout)
+
+
+def _condition(test: dict[str, Any], type_: str) -> str | None:
+    return next((c["status"] for c in test["status"].get("conditions", []) if c["type"] == type_), None)
+
+
+def _gone(core: client.CoreV1Api, namespaces: list[str]) -> bool:
+    names = {ns.metadata.name for ns in core.list_namespace().items}
+    return not names & set(namespaces)
+
+
+def _restores_of(custom: client.CustomObjectsApi, uid: str) -> list[dict[str, Any]]:
+    listed = custom.list_namespaced_custom_object(
+        "velero.io", "v1", "velero", "restores", label_selector=f"lazarus.io/test-uid={uid}"
+    )
+    return list(listed["items"])
+
+
+def test_happy_path_restores_verifies_measures_and_cleans_up(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    custom: client.CustomObjectsApi,
+    production: dict[str, Any],
+    namespace: str,
+) -> None:
+    source = production["namespace"]
+    backup = _backup(custom, source)
+    assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
+    production["before"] = _snapshot(core, apps, source)
+
+    name = _create_test(custom, namespace, backup)
+    test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+    status = test["status"]
+    assert status["phase"] == "Succeeded", status
+    sandbox = status["namespaceMapping"][source]
+    assert sandbox.startswith("lazarus-sbx-") and sandbox != source
+    assert status["restore"]["veleroPhase"] == "Completed"
+    assert status["result"]["success"] is True
+    assert status["result"]["rto"] > 0 and status["result"]["rpo"] > 0
+    assert status["result"]["resourcesRecovered"] > 0
+    assert status["workloads"]["expected"] == 1 and status["workloads"]["ready"] == 1
+    for condition in ("RestoreCompleted", "WorkloadsReady", "HealthChecksCompleted"):
+        assert _condition(test, condition) == "True", condition
+    assert len(_restores_of(custom, test["metadata"]["uid"])) <= 1
+
+    cleaned = wait_until(
+        "cleanup",
+        lambda: (t := _get_test(custom, namespace, name)) and _condition(t, "CleanupCompleted") == "True" and t,
+    )
+    assert cleaned["status"]["phase"] == "Succeeded"
+    wait_until("the sandbox namespace to be deleted", lambda: _gone(core, [sandbox]), timeout=120)
+    wait_until("the Velero restore to be deleted", lambda: not _restores_of(custom, test["metadata"]["uid"]))
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    assert {"RestoreCreated", "RestoreCompleted", "WorkloadsReady", "Succeeded"} <= {e.reason for e in events}
+
+
+def test_missing_backup_fails_without_creating_anything(
+    operator: OperatorProcess, core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    name = _create_test(custom, namespace, "no-such-backup")
+    test = _wait_phase(custom, namespace, name, {"Failed"})
+    assert test["status"]["reason"] == "BackupNotFound"
+    assert "velero/no-such-backup does not exist" in test["status"]["message"]
+    assert not test["status"].get("sandboxNamespaces")
+    assert not _restores_of(custom, test["metadata"]["uid"])
+
+
+def test_backup_that_did_not_complete_fails(
+    operator: OperatorProcess, custom: client.CustomObjectsApi, production: dict[str, Any], namespace: str
+) -> None:
+    backup = _backup(custom, production["namespace"], storageLocation="no-such-location")
+    assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "FailedValidation"
+    name = _create_test(custom, namespace, backup)
+    test = _wait_phase(custom, namespace, name, {"Failed"})
+    assert test["status"]["reason"] == "BackupNotCompleted"
+    assert "FailedValidation" in test["status"]["message"]
+
+
+def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    custom: client.CustomObjectsApi,
+    production: dict[str, Any],
+    namespace: str,
+) -> None:
+    source = production["namespace"]
+    _create_stuck_deployment(apps, source)
+    backup = _backup(custom, source)
+    wait_velero_phase(custom, "backups", backup)
+    production["before"] = _snapshot(core, apps, source)
+
+    name = _create_test(custom, namespace, backup, workloads={"readyTimeout": "5s"})
+    test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+    assert test["status"]["phase"] == "Failed", json.dumps(test["status"], indent=1)
+    assert test["status"]["reason"] == "WorkloadsNotReady"
+    sandbox = test["status"]["namespaceMapping"][source]
+    assert f"Deployment {sandbox}/stuck" in test["status"]["message"]
+    assert f"Deployment {sandbox}/shop" not in test["status"]["message"]
+    assert _condition(test, "WorkloadsReady") == "False"
+    # Kept for debugging for FAILURE_RETENTION seconds, then removed.
+    wait_until(
+        "the failed test's sandbox to be removed", lambda: _gone(core, [sandbox]), timeout=FAILURE_RETENTION + 90
+    )
+
+
+def test_deleting_a_test_mid_run_cleans_everything_up(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    custom: client.CustomObjectsApi,
+    production: dict[str, Any],
+    namespace: str,
+) -> None:
+    source = production["namespace"]
+    _create_stuck_deployment(apps, source)
+    backup = _backup(custom, source)
+    wait_velero_phase(custom, "backups", backup)
+    production["before"] = _snapshot(core, apps, source)
+    name = _create_test(custom, namespace, backup)  # waits 10 minutes for the workload by default
+    test = _wait_phase(custom, namespace, name, {"Verifying"})
+    sandbox = test["status"]["namespaceMapping"][source]
+    uid = test["metadata"]["uid"]
+
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    wait_until(
+        "the test to be gone (finalizer released)", lambda: _get_test(custom, namespace, name) is None, timeout=120
+    )
+    assert _gone(core, [sandbox]) or core.read_namespace(sandbox).metadata.deletion_timestamp
+    wait_until("the sandbox to be deleted", lambda: _gone(core, [sandbox]), timeout=120)
+    assert not _restores_of(custom, uid)
+
+
+def test_side_effects_are_neutralised(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    batch: client.BatchV1Api,
+    custom: client.CustomObjectsApi,
+    api_client: client.ApiClient,
+    production: dict[str, Any],
+    namespace: str,
+) -> None:
+    source = production["namespace"]
+    batch.create_namespaced_cron_job(
+        source,
+        client.V1CronJob(
+            metadata=client.V1ObjectMeta(name="mailer"),
+            spec=client.V1CronJobSpec(
+                schedule="* * * * *",
+                job_template=client.V1JobTemplateSpec(
+                    spec=client.V1JobSpec(
+                        template=client.V1PodTemplateSpec(
+                            spec=client.V1PodSpec(
+                                restart_policy="Never",
+                                containers=[client.V1Container(name="m", image="registry.invalid/m:1")],
+                            )
+                        )
+                    )
+                ),
+            ),
+        ),
+    )
+    core.create_namespaced_service(
+        source,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="public"),
+            spec=client.V1ServiceSpec(
+                type="LoadBalancer", selector={"app": "shop"}, ports=[client.V1ServicePort(port=443)]
+            ),
+        ),
+    )
+    client.NetworkingV1Api(api_client).create_namespaced_ingress(
+        source,
+        client.V1Ingress(
+            metadata=client.V1ObjectMeta(name="www"),
+            spec=client.V1IngressSpec(
+                rules=[
+                    client.V1IngressRule(
+                        host="shop.example.com",
+                        http=client.V1HTTPIngressRuleValue(
+                            paths=[
+                                client.V1HTTPIngressPath(
+                                    path="/",
+                                    path_type="Prefix",
+                                    backend=client.V1IngressBackend(
+                                        service=client.V1IngressServiceBackend(
+                                            name="public", port=client.V1ServiceBackendPort(number=443)
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ]
+            ),
+        ),
+    )
+    backup = _backup(custom, source)
+    wait_velero_phase(custom, "backups", backup)
+    production["before"] = _snapshot(core, apps, source)
+
+    name = _create_test(custom, namespace, backup, cleanup={"enabled": False})
+    test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+    assert test["status"]["phase"] == "Succeeded", test["status"]
+    sandbox = test["status"]["namespaceMapping"][source]
+    assert batch.read_namespaced_cron_job("mailer", sandbox).spec.suspend is True
+    assert core.read_namespaced_service("public", sandbox).spec.type == "ClusterIP"
+    assert not client.NetworkingV1Api(api_client).list_namespaced_ingress(sandbox).items
+    policies = client.NetworkingV1Api(api_client).list_namespaced_network_policy(sandbox).items
+    assert [p.metadata.name for p in policies] == ["lazarus-sandbox-isolation"]
+    # Production still has its Ingress and LoadBalancer.
+    assert core.read_namespaced_service("public", source).spec.type == "LoadBalancer"
+    assert batch.read_namespaced_cron_job("mailer", source).spec.suspend in (None, False)
+
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    wait_until("the sandbox to be deleted with the test", lambda: _gone(core, [sandbox]), timeout=120)
