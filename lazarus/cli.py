@@ -39,6 +39,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return operator.run()
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    from lazarus.logconfig import configure
+    from lazarus.testcmd import EXIT_ERROR, load_spec, run_test
+
+    configure("warning", json_output=False)
+
+    try:
+        spec = load_spec(args.spec)
+    except (OSError, ValueError) as exc:
+        print(f"lazarus test: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return run_test(
+        args.backup,
+        namespace=args.namespace,
+        spec=spec,
+        kubeconfig=args.kubeconfig,
+        timeout=args.timeout,
+        out=sys.stdout,
+    )
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per ``Settings`` field (``--lease-name`` for ``lease_name``), default: unset."""
     docs = _field_docs()
@@ -86,6 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_settings_flags(run)
     run.set_defaults(handler=_cmd_run)
+    test = commands.add_parser(
+        "test",
+        help="test one backup now and wait for the result",
+        description="Create a LazarusRestoreTest for BACKUP, follow it until it ends and print the result. "
+        "The operator (lazarus run) must be running. Exit status: 0 succeeded, 1 failed, 2 error, 3 timed out.",
+    )
+    test.add_argument("backup", help="name of the Velero Backup to test")
+    test.add_argument("--spec", help="YAML file with the test spec (or a whole LazarusRestoreTest)")
+    test.add_argument("--namespace", default="lazarus-system", help="namespace of the test (default: lazarus-system)")
+    test.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then the default kubeconfig)")
+    test.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the result (default: 3600)")
+    test.set_defaults(handler=_cmd_test)
     return parser
 
 

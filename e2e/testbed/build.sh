@@ -60,33 +60,33 @@ build_kubernetes() {
   install_dir "$dir/out" "$out"
 }
 
-build_etcd() {
-  local out; out=$(component_dir etcd "$ETCD_VERSION")
-  [ -x "$out/etcd" ] && return 0
-  local dir="$TESTBED_CACHE/src/etcd-$ETCD_VERSION"
-  new_module "$dir" lazarus.local/etcd
-  (cd "$dir" && go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >get.log 2>&1) || die "step 'resolve etcd': see $dir/get.log"
-  go_build etcd "$dir" "$dir/out/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
+# build_from_module NAME VERSION MODULE PACKAGE [after-build hook]: the common case, one command
+# of one module at one version, built into $TESTBED_CACHE/bin/NAME-VERSION/NAME.
+build_from_module() {
+  local name=$1 version=$2 module=$3 pkg=$4 hook=${5:-}
+  local out; out=$(component_dir "$name" "$version")
+  [ -x "$out/$name" ] && return 0
+  local dir="$TESTBED_CACHE/src/$name-$version"
+  new_module "$dir" "lazarus.local/$name"
+  (cd "$dir" && go get "$module@$version" >get.log 2>&1) || die "step 'resolve $name': $module@$version (see $dir/get.log)"
+  go_build "$name" "$dir" "$dir/out/$name" "$pkg" -ldflags "-s -w"
+  [ -z "$hook" ] || "$hook" "$dir"
   install_dir "$dir/out" "$out"
 }
 
-build_kwok() {
-  local out; out=$(component_dir kwok "$KWOK_VERSION")
-  [ -x "$out/kwok" ] && return 0
-  local dir="$TESTBED_CACHE/src/kwok-$KWOK_VERSION"
-  new_module "$dir" lazarus.local/kwok
-  (cd "$dir" && go get "sigs.k8s.io/kwok@$KWOK_VERSION" >get.log 2>&1) || die "step 'resolve kwok': see $dir/get.log"
-  go_build kwok "$dir" "$dir/out/kwok" sigs.k8s.io/kwok/cmd/kwok -ldflags "-s -w"
-  # kwok simulates nothing without Stage objects; use the ones its release ships (node ready and
-  # heartbeat, pod ready/complete/delete), concatenated into one config file.
-  local src
+build_etcd() { build_from_module etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3; }
+
+# kwok simulates nothing without Stage objects; use the ones its release ships (node ready and
+# heartbeat, pod ready/complete/delete), concatenated into one config file next to the binary.
+kwok_stages() {
+  local dir=$1 src stage
   src=$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-  local stage
   for stage in node/fast/node-initialize node/heartbeat/node-heartbeat pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
     echo "---"; cat "$src/kustomize/stage/$stage.yaml"
   done >"$dir/out/stages.yaml"
-  install_dir "$dir/out" "$out"
 }
+
+build_kwok() { build_from_module kwok "$KWOK_VERSION" sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok kwok_stages; }
 
 # Velero and its AWS plugin replace some dependencies (e.g. kopia with Velero's fork, whose
 # pseudo-version the public checksum database does not know). A module that builds them repeats
@@ -129,13 +129,7 @@ build_velero_aws_plugin() {
 }
 
 build_versitygw() {
-  local out; out=$(component_dir versitygw "$VERSITYGW_VERSION")
-  [ -x "$out/versitygw" ] && return 0
-  local dir="$TESTBED_CACHE/src/versitygw-$VERSITYGW_VERSION"
-  new_module "$dir" lazarus.local/versitygw
-  (cd "$dir" && go get "github.com/versity/versitygw@$VERSITYGW_VERSION" >get.log 2>&1) || die "step 'resolve versitygw': see $dir/get.log"
-  go_build versitygw "$dir" "$dir/out/versitygw" github.com/versity/versitygw/cmd/versitygw -ldflags "-s -w"
-  install_dir "$dir/out" "$out"
+  build_from_module versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw github.com/versity/versitygw/cmd/versitygw
 }
 
 main() {

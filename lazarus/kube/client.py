@@ -15,10 +15,32 @@ from typing import Any
 
 import urllib3
 from kubernetes import client, config
+from prometheus_client import Counter
 
 # Connect and read timeouts (seconds) for ordinary requests. A request that takes longer than
 # this is retried by its caller (workqueue backoff), never waited on forever.
 DEFAULT_TIMEOUT = (5.0, 30.0)
+
+
+API_REQUESTS = Counter(
+    "lazarus_api_requests_total",
+    "Requests Lazarus sent to the Kubernetes API server, by verb, resource and HTTP status code.",
+    ["verb", "resource", "code"],
+)
+
+
+def resource_of(path: str) -> str:
+    """The resource a REST path addresses (``configmaps``, ``lazarusrestoretests/status``).
+
+    Bounded label values for metrics: never a name or a namespace.
+    """
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:]  # drop api/v1 or apis/<group>/<version>
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    if not parts:
+        return ""
+    return "/".join([parts[0], *parts[2:3]])
 
 
 class ApiError(Exception):
@@ -90,18 +112,10 @@ class Rest:
 
     api: client.ApiClient
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Query | None = None,
-        body: dict[str, Any] | None = None,
-        content_type: str = "application/json",
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> dict[str, Any]:
-        """Send one request and return the decoded JSON body; raise ``ApiError`` unless 2xx."""
-        response = self.open(method, path, query=query, body=body, content_type=content_type, timeout=timeout)
+    def request(self, method: str, path: str, **options: Any) -> dict[str, Any]:
+        """Send one request (``options`` as for ``open``) and return the decoded JSON body; raise
+        ``ApiError`` unless 2xx."""
+        response = self.open(method, path, **options)
         try:
             data = response.read()
         finally:
@@ -139,12 +153,15 @@ class Rest:
             # configuration's hook): naming it makes param_serialize add the header.
             auth_settings=["BearerToken"],
         )
+        verb = "WATCH" if any(k == "watch" for k, _ in params) else method
         try:
             response: urllib3.BaseHTTPResponse = self.api.call_api(
                 method, url, headers, serialized, post, _request_timeout=timeout
             ).response
         except client.ApiException as exc:  # raised for TLS errors (status 0)
+            API_REQUESTS.labels(verb, resource_of(path), "0").inc()
             raise ApiError(exc.status or 0, str(exc.reason)) from exc
+        API_REQUESTS.labels(verb, resource_of(path), str(response.status)).inc()
         if 200 <= response.status < 300:
             return response
         try:

@@ -101,6 +101,19 @@ def _create_stuck_deployment(apps: client.AppsV1Api, namespace: str) -> None:
     )
 
 
+@pytest.fixture
+def stuck_backup(
+    core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi, production: dict[str, Any]
+) -> str:
+    """A completed backup of production after adding a Deployment that can never become ready."""
+    source = production["namespace"]
+    _create_stuck_deployment(apps, source)
+    backup = _backup(custom, source)
+    wait_velero_phase(custom, "backups", backup)
+    production["before"] = _snapshot(core, apps, source)
+    return backup
+
+
 def _backup(custom: client.CustomObjectsApi, namespace: str, **spec: Any) -> str:
     name = unique_name("bk")
     create_velero_object(
@@ -219,18 +232,14 @@ def test_backup_that_did_not_complete_fails(
 def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
     operator: OperatorProcess,
     core: client.CoreV1Api,
-    apps: client.AppsV1Api,
     custom: client.CustomObjectsApi,
     production: dict[str, Any],
+    stuck_backup: str,
     namespace: str,
 ) -> None:
     source = production["namespace"]
-    _create_stuck_deployment(apps, source)
-    backup = _backup(custom, source)
-    wait_velero_phase(custom, "backups", backup)
-    production["before"] = _snapshot(core, apps, source)
 
-    name = _create_test(custom, namespace, backup, workloads={"readyTimeout": "5s"})
+    name = _create_test(custom, namespace, stuck_backup, workloads={"readyTimeout": "5s"})
     test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
     assert test["status"]["phase"] == "Failed", json.dumps(test["status"], indent=1)
     assert test["status"]["reason"] == "WorkloadsNotReady"
@@ -247,17 +256,13 @@ def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
 def test_deleting_a_test_mid_run_cleans_everything_up(
     operator: OperatorProcess,
     core: client.CoreV1Api,
-    apps: client.AppsV1Api,
     custom: client.CustomObjectsApi,
     production: dict[str, Any],
+    stuck_backup: str,
     namespace: str,
 ) -> None:
     source = production["namespace"]
-    _create_stuck_deployment(apps, source)
-    backup = _backup(custom, source)
-    wait_velero_phase(custom, "backups", backup)
-    production["before"] = _snapshot(core, apps, source)
-    name = _create_test(custom, namespace, backup)  # waits 10 minutes for the workload by default
+    name = _create_test(custom, namespace, stuck_backup)  # waits 10 minutes for the workload by default
     test = _wait_phase(custom, namespace, name, {"Verifying"})
     sandbox = test["status"]["namespaceMapping"][source]
     uid = test["metadata"]["uid"]

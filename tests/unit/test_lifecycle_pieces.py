@@ -112,3 +112,20 @@ def test_condition_transition_time_changes_only_with_status() -> None:
     assert get_condition(same, "Ready")["reason"] == "StillWaiting"
     assert get_condition(flipped, "Ready")["lastTransitionTime"] == "t3"
     assert len(flipped) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "resource"),
+    [
+        ("/api/v1/namespaces", "namespaces"),
+        ("/api/v1/namespaces/shop", "namespaces"),
+        ("/api/v1/namespaces/shop/configmaps/cfg", "configmaps"),
+        ("/apis/lazarus.io/v1alpha1/namespaces/ns/lazarusrestoretests/t/status", "lazarusrestoretests/status"),
+        ("/apis/velero.io/v1/namespaces/velero/restores", "restores"),
+        ("/apis/lazarus.io/v1alpha1/lazarusrestoretests?watch=true", "lazarusrestoretests"),
+    ],
+)
+def test_metrics_name_the_resource_never_the_object(path: str, resource: str) -> None:
+    from lazarus.kube.client import resource_of
+
+    assert resource_of(path) == resource

@@ -1,0 +1,112 @@
+"""``lazarus test BACKUP``: create a restore test for one backup and follow it to its result.
+
+The test is an ordinary ``LazarusRestoreTest``: the running operator does the work; this command
+only creates the object, shows each change of phase as the operator reports it (through a watch
+on that one object: an informer with a field selector), and prints the result. Exit status: 0
+when the test succeeded, 1 when it failed, 2 on a usage or API error, 3 when ``--timeout`` ran out
+(the test keeps running in the cluster).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from lazarus.informers import LAZARUS_RESTORE_TESTS, SharedInformerFactory
+from lazarus.kube.client import ApiError, Rest, new_api_client
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
+TERMINAL = ("Succeeded", "Failed")
+
+
+def load_spec(path: str | None) -> dict[str, Any]:
+    """The test spec from a YAML file: a whole LazarusRestoreTest, or just its ``spec``."""
+    if path is None:
+        return {}
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: expected a mapping, got {type(document).__name__}")
+    spec = document.get("spec", document) if document.get("kind") == "LazarusRestoreTest" else document
+    return dict(spec)
+
+
+def test_body(backup: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The LazarusRestoreTest to create (``generateName``: every run is a new test)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    prefix = f"{backup[:40].rstrip('-.')}-{stamp}-"
+    return {
+        "apiVersion": LAZARUS_RESTORE_TESTS.api_version,
+        "kind": LAZARUS_RESTORE_TESTS.kind,
+        "metadata": {"generateName": prefix, "namespace": namespace, "labels": {"lazarus.io/created-by": "cli"}},
+        "spec": {**spec, "backupName": backup},
+    }
+
+
+def describe_result(test: dict[str, Any]) -> list[str]:
+    """Human-readable lines about a finished test."""
+    status = test.get("status") or {}
+    result = status.get("result") or {}
+    lines = [f"result: {status.get('phase')} ({status.get('reason')}): {status.get('message')}"]
+    if status.get("namespaceMapping"):
+        lines.append("sandbox: " + ", ".join(f"{s} → {t}" for s, t in status["namespaceMapping"].items()))
+    if "rto" in result:
+        rpo = f"{result['rpo']:.1f}s" if result.get("rpo") is not None else "n/a"
+        lines.append(f"RTO: {result['rto']:.1f}s   RPO: {rpo}")
+    if "resourcesRecovered" in result:
+        lines.append(f"resources: {result['resourcesRecovered']} restored, {result.get('resourcesFailed', 0)} failed")
+    for group in ("databases", "http", "custom"):
+        for check in ((status.get("healthChecks") or {}).get(group) or {}).get("checks", []):
+            lines.append(f"check {check.get('name')}: {check.get('status')} — {check.get('result', '')}")
+    return lines
+
+
+def run_test(
+    backup: str, *, namespace: str, spec: dict[str, Any], kubeconfig: str | None, timeout: float, out: TextIO
+) -> int:
+    """Create the test, follow it, print progress and result; return the exit status."""
+    api = new_api_client(kubeconfig, pool_size=4)
+    rest = Rest(api)
+    try:
+        created = rest.request(
+            "POST", LAZARUS_RESTORE_TESTS.collection_path(namespace), body=test_body(backup, namespace, spec)
+        )
+    except ApiError as exc:
+        print(f"lazarus test: could not create the test: {exc}", file=out)
+        return EXIT_ERROR
+    name = created["metadata"]["name"]
+    print(f"created LazarusRestoreTest {namespace}/{name} for backup {backup}", file=out)
+
+    factory = SharedInformerFactory.for_api_client(api, resync_period=0)
+    informer = factory.informer_for(LAZARUS_RESTORE_TESTS, namespace=namespace, field_selector=f"metadata.name={name}")
+    finished = threading.Event()
+    last: dict[str, Any] = {}
+    started = time.monotonic()
+
+    def show(test: dict[str, Any]) -> None:
+        status = test.get("status") or {}
+        seen = (status.get("phase"), status.get("reason"))
+        if seen != (last.get("phase"), last.get("reason")) and status.get("phase"):
+            print(f"[{time.monotonic() - started:6.1f}s] {status['phase']:<10} {status.get('message', '')}", file=out)
+            last.update(phase=seen[0], reason=seen[1], test=test)
+        if status.get("phase") in TERMINAL:
+            last["test"] = test
+            finished.set()
+
+    informer.add_event_handler(show, lambda _old, new: show(new))
+    factory.start()
+    try:
+        if not finished.wait(timeout):
+            print(f"lazarus test: no result after {timeout:.0f}s; the test keeps running: "
+                  f"kubectl -n {namespace} get lrt {name}", file=out)  # fmt: skip
+            return EXIT_TIMEOUT
+    finally:
+        factory.stop()
+        api.close()
+    for line in describe_result(last["test"]):
+        print(line, file=out)
+    return EXIT_SUCCEEDED if last["test"]["status"]["phase"] == "Succeeded" else EXIT_FAILED
