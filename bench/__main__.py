@@ -1,10 +1,10 @@
 """``python -m bench [--json] [--kubeconfig PATH] [name ...]``: run benchmarks, print their figures.
 
 Runs the named benchmarks (all by default) one after another and prints one table (metric,
-value, target, unit, verdict), or with ``--json`` one JSON document on stdout; progress goes to
-stderr. Cluster benchmarks need ``KUBECONFIG`` (or ``--kubeconfig``). Exit status: 0 when every
-benchmark ran (missed targets included: these are figures, not tests), 1 when one failed, 2 on
-bad usage.
+value, target, unit, verdict), or with ``--json`` one JSON document on stdout, which also holds
+the ``detail`` figures (breakdowns) the table leaves out; progress goes to stderr. Cluster
+benchmarks need ``KUBECONFIG`` (or ``--kubeconfig``). Exit status: 0 when every benchmark ran
+(missed targets included: these are figures, not tests), 1 when one failed, 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -19,17 +19,22 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import cold_sync, event_latency, idle_rss, workqueue
+from bench import cold_sync, event_latency, idle_rss, restore_test, workqueue
 from bench.measure import Benchmark, Figure, progress
 from lazarus.logconfig import configure
 
 BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b for b in (cold_sync.BENCHMARK, idle_rss.BENCHMARK, event_latency.BENCHMARK, workqueue.BENCHMARK)
-}
+    b.name: b
+    for b in (
+        cold_sync.BENCHMARK, idle_rss.BENCHMARK, event_latency.BENCHMARK, workqueue.BENCHMARK, restore_test.BENCHMARK,
+    )
+}  # fmt: skip
 NOTE = "target = upper bound; percentiles nearest-rank; MiB = 2^20 bytes"
 
 
 def _number(value: float) -> str:
+    if isinstance(value, int):  # a count
+        return f"{value:,}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     if abs(value) >= 100:
@@ -38,12 +43,13 @@ def _number(value: float) -> str:
 
 
 def table(results: Sequence[tuple[str, Figure]]) -> str:
-    """The figures as an aligned text table."""
+    """The figures, ``detail`` ones left out, as an aligned text table."""
     rows = [("metric", "value", "target", "unit", "")]
     rows += [
         (f"{name}: {f.metric}", _number(f.value), "" if f.target is None else f"≤ {f.target:g}", f.unit,
          f.verdict)
         for name, f in results
+        if not f.detail
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = []
@@ -118,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "note": NOTE,
             "figures": [
                 {"benchmark": name, "metric": f.metric, "value": f.value, "target": f.target, "unit": f.unit,
-                 "verdict": f.verdict}
+                 "verdict": f.verdict, "detail": f.detail}
                 for name, f in results
             ],  # fmt: skip
             "failures": failures,

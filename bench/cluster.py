@@ -1,25 +1,48 @@
-"""Cluster access for the benchmarks: a REST client, throw-away namespaces, bulk ConfigMap creation.
+"""Cluster access for the benchmarks: a REST client, throw-away namespaces, bulk ConfigMap creation,
+and a ``lazarus run`` process.
 
 Everything goes through ``lazarus.kube.client.Rest`` (plain-dict REST). A benchmark namespace is
 labelled ``app.kubernetes.io/part-of=lazarus-bench`` and deleted on the way out, on failure and
 on SIGTERM too (``__main__`` turns SIGTERM into ``SystemExit``), and its deletion is waited for,
 so the namespace controller's clean-up does not eat into the next benchmark's CPU.
+
+``lazarus_run(kubeconfig, *flags)`` starts ``python -m lazarus run`` with its probes and
+``/metrics`` on a free local port and its log in a temporary file; on the way out it is stopped
+with SIGTERM (killed, and its log's tail shown, when the benchmark failed).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 from bench.measure import progress
 from lazarus.kube.client import ApiError, Rest, new_api_client
 
-__all__ = ["BENCH_LABEL", "bench_namespace", "config_map", "connect", "create_config_maps", "parallel"]
+__all__ = [
+    "BENCH_LABEL",
+    "LazarusProcess",
+    "bench_namespace",
+    "config_map",
+    "connect",
+    "create_config_maps",
+    "lazarus_run",
+    "parallel",
+]
 
 BENCH_LABEL = ("app.kubernetes.io/part-of", "lazarus-bench")
 # Client threads for bulk writes. On the 2-core test machine the API server and etcd are the
@@ -27,6 +50,8 @@ BENCH_LABEL = ("app.kubernetes.io/part-of", "lazarus-bench")
 WRITE_THREADS = 8
 # A namespace holding 10,000 objects takes the namespace controller a while to empty.
 NAMESPACE_DELETE_TIMEOUT = 300.0
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
 
 
 @contextmanager
@@ -100,3 +125,109 @@ def create_config_maps(
     elapsed = time.monotonic() - started
     progress(f"created {count} ConfigMaps in {elapsed:.1f} s ({count / elapsed:.0f}/s, {threads} threads)")
     return elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LazarusProcess:
+    """A running ``lazarus run``: its process, probe port and log (stdout and stderr)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+    started: float
+    """``time.monotonic()`` just before the spawn."""
+
+    def get(self, path: str) -> str:
+        """GET ``path`` (``/metrics``, ``/readyz``) from its HTTP server; the body as text."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+            return str(response.read().decode())
+
+    def ready(self) -> bool:
+        """Whether ``/readyz`` answers 200."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        """Wait until ``/readyz`` answers 200; return the seconds since the spawn."""
+        while not self.ready():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"lazarus run exited {self.process.returncode} before it was ready")
+            if time.monotonic() - self.started > timeout:
+                raise TimeoutError(f"lazarus run not ready after {timeout:.0f} s")
+            time.sleep(0.05)
+        return time.monotonic() - self.started
+
+    def stop(self) -> int:
+        """SIGTERM (a graceful stop) and wait; return the exit status (warned about unless 0)."""
+        if self.process.returncode is None:  # not stopped yet
+            if self.process.poll() is None:
+                os.kill(self.process.pid, signal.SIGTERM)
+            if self.process.wait(STOP_TIMEOUT_S) != 0:
+                progress(f"WARNING: lazarus run exited {self.process.returncode} after SIGTERM (expected 0)")
+        return self.process.returncode
+
+    def is_leader(self) -> bool:
+        """Whether its ``lazarus_leader_is_leader`` gauge is 1."""
+        return any(
+            line.startswith("lazarus_leader_is_leader{") and line.endswith(" 1.0")
+            for line in self.get("/metrics").splitlines()
+        )
+
+    def api_requests(self) -> dict[tuple[str, str, str], int]:
+        """Its ``lazarus_api_requests_total`` counters so far, by (verb, resource, code)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counts: dict[tuple[str, str, str], int] = {}
+        for family in text_string_to_metric_families(self.get("/metrics")):
+            for sample in family.samples:
+                if sample.name == "lazarus_api_requests_total":
+                    labels = sample.labels
+                    counts[(labels["verb"], labels["resource"], labels["code"])] = int(sample.value)
+        return counts
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """Its JSON log lines so far, decoded (other lines skipped)."""
+        self.log.seek(0)
+        entries = []
+        for line in self.log.readlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
+
+
+@contextmanager
+def lazarus_run(kubeconfig: str, *flags: str) -> Iterator[LazarusProcess]:
+    """Start ``python -m lazarus run --kubeconfig K <probes on a free port> --log-format json *flags``.
+
+    Not waited for: call ``wait_ready``. Stopped on the way out (see the module docstring).
+    """
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "lazarus", "run", "--kubeconfig", kubeconfig, "--metrics-address", "127.0.0.1",
+        "--metrics-port", str(port), "--log-format", "json", *flags,
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as log:
+        started = time.monotonic()
+        operator = LazarusProcess(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), port, log, started)
+        try:
+            yield operator
+            operator.stop()
+        except BaseException:
+            operator.process.kill()
+            operator.process.wait()
+            log.seek(0)
+            progress("lazarus run log:\n" + log.read().decode(errors="replace")[-3000:])
+            raise

@@ -26,12 +26,16 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured value; ``target`` is an upper bound, ``None`` for information only."""
+    """One measured value; ``target`` is an upper bound, ``None`` for information only.
+
+    A ``detail`` figure (e.g. one line of a breakdown) is printed with ``--json`` only, not in the table.
+    """
 
     metric: str
     value: float
     unit: str
     target: float | None = None
+    detail: bool = False
 
     @property
     def verdict(self) -> str:

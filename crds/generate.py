@@ -207,6 +207,11 @@ def string_map(description: str) -> Schema:
     return _node(description, "object", additionalProperties={"type": "string"})
 
 
+def count_map(description: str) -> Schema:
+    """A map of string to a non-negative count."""
+    return _node(description, "object", additionalProperties={"type": "integer", "minimum": 0})
+
+
 def free_form_object(description: str) -> Schema:
     """An object kept as written (no schema, no pruning)."""
     return _node(description, "object", **{"x-kubernetes-preserve-unknown-fields": True})
@@ -1107,6 +1112,27 @@ def restore_test_status() -> Schema:
                     ),
                     "readyTime": date_time("When every expected workload was ready."),
                 },
+            ),
+            "parity": obj(
+                "Resource parity per group/Kind: the backup's items in the restored namespaces "
+                "against what the restore brought back (routing objects excluded for safety and "
+                "kinds Velero never restores are not counted).",
+                {
+                    "expected": count_map("Items in the backup, per group/Kind."),
+                    "restored": count_map("Items restored into the sandboxes, per group/Kind."),
+                    "missing": count_map("Items that did not come back, per group/Kind."),
+                    "enforced": boolean(
+                        "Whether missing items fail the test (false when spec.restore narrows "
+                        "the restore with resources or a label selector: then parity is shown only)."
+                    ),
+                    "unavailable": string("Why parity could not be checked, when it could not."),
+                },
+            ),
+            "diagnostics": array(
+                "What went wrong in the sandbox, collected before it was removed: pods that were "
+                "not ready, their log tails, Warning events (at most 50 lines).",
+                {"type": "string"},
+                max_items=50,
             ),
             "healthChecks": health_check_status(),
             "result": obj(

@@ -117,3 +117,15 @@ def owned_by(obj: dict[str, Any], test: dict[str, Any]) -> bool:
     """Whether ``obj`` carries this test's UID label (so Lazarus may change or delete it)."""
     labels = obj.get("metadata", {}).get("labels") or {}
     return bool(labels.get(TEST_UID_LABEL) == test["metadata"]["uid"])
+
+
+def is_generated_sandbox(namespace: dict[str, Any]) -> bool:
+    """Whether a namespace carries the name ``sandbox_name`` gives its labels and annotations.
+
+    Orphan cleanup deletes only such namespaces: a label alone (which anyone may set by mistake)
+    never makes Lazarus delete a namespace whose test it cannot see.
+    """
+    metadata = namespace.get("metadata") or {}
+    uid = (metadata.get("labels") or {}).get(TEST_UID_LABEL)
+    source = (metadata.get("annotations") or {}).get(SOURCE_NAMESPACE_ANNOTATION)
+    return bool(uid and source and metadata.get("name", "").endswith(f"-{_short_hash(uid, source)}"))

@@ -59,9 +59,14 @@ def describe_result(test: dict[str, Any]) -> list[str]:
         lines.append(f"RTO: {result['rto']:.1f}s   RPO: {rpo}")
     if "resourcesRecovered" in result:
         lines.append(f"resources: {result['resourcesRecovered']} restored, {result.get('resourcesFailed', 0)} failed")
-    for group in ("databases", "http", "custom"):
-        for check in ((status.get("healthChecks") or {}).get(group) or {}).get("checks", []):
+    checks = status.get("healthChecks") or {}
+    groups = [checks.get("database"), *(checks.get("databases") or []), checks.get("http")]
+    for group in groups:
+        for check in (group or {}).get("checks", []):
             lines.append(f"check {check.get('name')}: {check.get('status')} — {check.get('result', '')}")
+    if checks.get("custom"):
+        custom = checks["custom"]
+        lines.append(f"check custom job {custom.get('jobName')}: {custom.get('status')} — {custom.get('result', '')}")
     return lines
 
 

@@ -2,7 +2,7 @@
 # Build the test-bed binaries from the Go module proxy, cached by component and version.
 #
 # Usage: build.sh [component...]   (default: all)
-# Components: kubernetes etcd kwok velero velero-aws-plugin versitygw
+# Components: kubernetes etcd kwok velero velero-aws-plugin versitygw ferretdb
 #
 # Each component is built in a throwaway Go module under the cache directory and its binaries are
 # installed into "$LAZARUS_TESTBED_CACHE/bin/<component>-<version>/". A component whose binaries are
@@ -132,10 +132,26 @@ build_versitygw() {
   build_from_module versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw github.com/versity/versitygw/cmd/versitygw
 }
 
+# FerretDB embeds build/version/version.txt, which its release process generates and its module zip
+# lacks (the binary panics at start without it): build from a copy of the verified module source
+# (its own go.mod and go.sum pin every dependency) with that file written in.
+build_ferretdb() {
+  local out; out=$(component_dir ferretdb "$FERRETDB_VERSION")
+  [ -x "$out/ferretdb" ] && return 0
+  local dir="$TESTBED_CACHE/src/ferretdb-$FERRETDB_VERSION" src
+  new_module "$dir" lazarus.local/ferretdb
+  src=$(cd "$dir" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p') \
+    && [ -n "$src" ] || die "step 'resolve ferretdb': github.com/FerretDB/FerretDB@$FERRETDB_VERSION is not served by the module proxy"
+  cp -r "$src" "$dir/module" && chmod -R u+w "$dir/module"
+  echo "$FERRETDB_VERSION" >"$dir/module/build/version/version.txt"
+  go_build ferretdb "$dir/module" "$dir/out/ferretdb" ./cmd/ferretdb -ldflags "-s -w"
+  install_dir "$dir/out" "$out"
+}
+
 main() {
   require_go
   local components=("$@")
-  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin)
+  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin ferretdb)
   local c
   for c in "${components[@]}"; do
     case "$c" in
@@ -145,6 +161,7 @@ main() {
       velero) build_velero ;;
       velero-aws-plugin) build_velero_aws_plugin ;;
       versitygw) build_versitygw ;;
+      ferretdb) build_ferretdb ;;
       *) die "unknown component '$c'" ;;
     esac
   done

@@ -16,12 +16,14 @@ the test ``Failed`` with a reason and is not retried; API errors are raised and 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from lazarus.checks import run_health_checks
 from lazarus.controllers.base import Controller
 from lazarus.informers import (
     BACKUPS,
@@ -39,7 +41,8 @@ from lazarus.informers import (
 from lazarus.kube.client import ApiError, Rest
 from lazarus.kube.conditions import TRUE, get_condition
 from lazarus.kube.events import NORMAL, EventRecorder
-from lazarus.lifecycle import workloads
+from lazarus.lifecycle import parity, workloads
+from lazarus.lifecycle.diagnostics import collect as collect_diagnostics
 from lazarus.lifecycle.durations import parse_duration, parse_time
 from lazarus.lifecycle.status import (
     ACTIVE_PHASES,
@@ -62,6 +65,7 @@ from lazarus.sandbox import (
     TEST_NAME_LABEL,
     TEST_NAMESPACE_LABEL,
     TEST_UID_LABEL,
+    is_generated_sandbox,
     namespace_body,
     namespace_mapping,
     network_policy_body,
@@ -69,7 +73,7 @@ from lazarus.sandbox import (
     owner_labels,
 )
 from lazarus.velero.backup_contents import BackupContents, backup_resource_list
-from lazarus.velero.downloads import DownloadError
+from lazarus.velero.downloads import DownloadError, TargetKind, download_json
 from lazarus.velero.resource_modifiers import resource_modifiers_configmap
 from lazarus.velero.restore_results import restore_results
 from lazarus.velero.restore_spec import UnsafeRestoreError, restore_body, restore_safety
@@ -94,6 +98,10 @@ BACKUP_IN_PROGRESS = (
     "FinalizingPartiallyFailed",
 )
 RESTORE_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
+# Seconds a just-created Restore is trusted to exist before the informer shows it.
+CREATED_EXPECTATION = 30.0
+# Seconds after a restore completed that its restored resource list may still be missing.
+PARITY_LIST_GRACE = 60.0
 # At most this many restore error/warning messages are kept in status.
 MAX_MESSAGES = 50
 
@@ -142,6 +150,7 @@ class RestoreTestReconciler:
         }
         self.controller = Controller("restoretest", self.sync, workers=settings.workers)
         self._admission = threading.Lock()
+        self._restores_created: dict[str, float] = {}
         self._wire_handlers()
 
     # ----------------------------------------------------------------- event handlers → keys
@@ -322,6 +331,12 @@ class RestoreTestReconciler:
                 "sandboxNamespaces": sorted(mapping.values()),
                 "restore": {"restoreName": restore_name},
                 "workloads": {"expected": _expected_workloads(contents, mapping, spec)},
+                "parity": {
+                    "expected": parity.expected_counts(contents, sources),
+                    "enforced": not any(
+                        restore_spec.get(k) for k in ("includedResources", "excludedResources", "labelSelector")
+                    ),
+                },
             },
         )
 
@@ -336,9 +351,12 @@ class RestoreTestReconciler:
             if _elapsed_since(status.get("startTime")) > timeout:
                 self.status.fail(test, "Timeout", f"the Velero restore did not start within {timeout:.0f}s")
                 return
+            if self._awaiting_restore(restore_name):
+                return  # created a moment ago; its watch event brings the key back
             if self._prepare_sandboxes(test):
                 self._create_restore(test, restore_name)
             return
+        self._restores_created.pop(restore_name, None)
         phase = (restore.get("status") or {}).get("phase") or ""
         if phase not in RESTORE_TERMINAL:
             if _elapsed_since(status.get("startTime")) > timeout:
@@ -358,6 +376,12 @@ class RestoreTestReconciler:
                 extra={"restore": details},
             )
             return
+        checked = self._parity(test, restore)
+        if checked.get("missing") and checked.get("enforced"):
+            gaps = ", ".join(f"{kind}: {n} of {checked['expected'][kind]}" for kind, n in checked["missing"].items())
+            message = f"Velero restore {restore_name} completed but items of the backup did not come back ({gaps})"
+            self.status.fail(test, "ResourcesMissing", message, extra={"restore": details, "parity": checked})
+            return
         progress = details.get("progress") or {}
         recovered, total = int(progress.get("itemsRestored") or 0), int(progress.get("totalItems") or 0)
         self.status.transition(
@@ -368,6 +392,7 @@ class RestoreTestReconciler:
             condition=(RESTORE_COMPLETED, TRUE),
             extra={
                 "restore": details,
+                "parity": checked,
                 "verifyStartTime": now_text(),
                 "result": {"resourcesRecovered": recovered, "resourcesFailed": max(total - recovered, 0)},
             },
@@ -409,13 +434,24 @@ class RestoreTestReconciler:
         )
         return False
 
-    def _create(self, collection: str, body: dict[str, Any]) -> None:
-        """POST ``body``; an object that already exists counts as created (idempotent retries)."""
+    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+        """POST ``body``; True if created, False if it already existed (idempotent retries)."""
         try:
             self.rest.request("POST", collection, body=body)
         except ApiError as exc:
             if not exc.conflict:
                 raise
+            return False
+        return True
+
+    def _awaiting_restore(self, restore_name: str) -> bool:
+        """Whether this process created the Restore less than ``CREATED_EXPECTATION`` seconds ago.
+
+        The informer may not have it yet; without this, a sync in that window would POST the
+        sandbox objects and the Restore again (client-go controllers call this "expectations").
+        """
+        created = self._restores_created.get(restore_name)
+        return created is not None and time.monotonic() - created < CREATED_EXPECTATION
 
     def _restore_objects(
         self, test: dict[str, Any], mapping: dict[str, str], restore_name: str
@@ -446,8 +482,32 @@ class RestoreTestReconciler:
             self.status.fail(test, "UnsafeRestore", str(exc))
             return
         self._create(f"/api/v1/namespaces/{velero}/configmaps", configmap)
-        self._create(f"/apis/velero.io/v1/namespaces/{velero}/restores", body)
-        self.status.event(test, NORMAL, "RestoreCreated", f"created Velero restore {velero}/{restore_name}")
+        created = self._create(f"/apis/velero.io/v1/namespaces/{velero}/restores", body)
+        self._restores_created[restore_name] = time.monotonic()
+        if created:
+            self.status.event(test, NORMAL, "RestoreCreated", f"created Velero restore {velero}/{restore_name}")
+
+    def _parity(self, test: dict[str, Any], restore: dict[str, Any]) -> dict[str, Any]:
+        """The test's parity status completed with what the restore brought back.
+
+        Velero uploads the restored resource list as the restore finishes; while it is not there
+        yet the sync is retried, for at most ``PARITY_LIST_GRACE`` seconds after the restore
+        completed; then parity is recorded as unavailable instead of failing the test.
+        """
+        recorded = dict(test["status"].get("parity") or {})
+        try:
+            listed = download_json(
+                self.rest, TargetKind.RESTORE_RESOURCE_LIST, restore["metadata"]["name"], self.settings.velero_namespace
+            )
+        except DownloadError as exc:
+            completed = (restore.get("status") or {}).get("completionTimestamp")
+            if exc.transient or _elapsed_since(completed) < PARITY_LIST_GRACE:
+                raise
+            recorded.update(enforced=False, unavailable=f"the restored resource list could not be read: {exc}")
+            return recorded
+        restored = parity.restored_counts(listed or {}, test["status"]["sandboxNamespaces"])
+        recorded.update(restored=restored, missing=parity.missing(recorded.get("expected") or {}, restored))
+        return recorded
 
     def _restore_details(self, restore: dict[str, Any]) -> dict[str, Any]:
         status = restore.get("status") or {}
@@ -506,43 +566,47 @@ class RestoreTestReconciler:
             return
         missing = max(expected - len(seen), 0)
         detail = not_ready[:20] + ([f"{missing} workloads in the backup were not restored"] if missing else [])
+        diagnostics = collect_diagnostics(self.rest, sorted(sandboxes))
         self.status.fail(
             test,
             "WorkloadsNotReady",
             f"not ready after {timeout:.0f}s: {'; '.join(detail)}",
-            extra={"workloads": {"expected": expected, "ready": len(seen) - len(not_ready), "notReady": detail}},
+            extra={
+                "workloads": {"expected": expected, "ready": len(seen) - len(not_ready), "notReady": detail},
+                "diagnostics": diagnostics,
+            },
         )
 
     # ----------------------------------------------------------------- Checking → result
 
     def _check(self, test: dict[str, Any]) -> None:
+        """Run the health checks, measure RTO and RPO, and decide the result.
+
+        The checks block this worker for at most ``healthChecks.timeout``; running them again
+        after a crash is safe (they only read, and the custom-check Job is adopted by name).
+        """
         status, spec = test["status"], test["spec"]
-        checks_configured = any(
-            (spec.get("healthChecks") or {}).get(k) for k in ("database", "databases", "http", "customChecks")
-        )
-        if checks_configured and (spec.get("healthChecks") or {}).get("enabled", True):
-            self.status.fail(test, "ChecksNotSupported", "health checks are not implemented by this Lazarus version")
-            return
-        restore_started = parse_time(status["startTime"])
-        finished = datetime.now(UTC)
-        rto = round((finished - restore_started).total_seconds(), 3)
         backup = self.backups.store.get_by_key(f"{self.settings.velero_namespace}/{spec['backupName']}") or {}
         backup_start = (backup.get("status") or {}).get("startTimestamp")
-        rpo = round((finished - parse_time(backup_start)).total_seconds(), 3) if backup_start else None
+        backup_time = parse_time(backup_start) if backup_start else None
+        report = run_health_checks(self.rest, test, status.get("namespaceMapping") or {}, backup_time=backup_time)
+        finished = datetime.now(UTC)  # after the checks: RTO includes them
+        rto = round((finished - parse_time(status["startTime"])).total_seconds(), 3)
+        newest = report.newest_data or backup_time
+        rpo = round(max((finished - newest).total_seconds(), 0.0), 3) if newest else None
         result = dict(status.get("result") or {})
         result.update({"success": True, "rto": rto, "rpo": rpo, "message": "restore verified"})
+        extra = {"completionTime": now_text(), "healthChecks": report.status}
+        if not report.passed:
+            result.update({"success": False, "message": report.summary})
+            self.status.fail(test, "HealthChecksFailed", report.summary, extra={**extra, "result": result})
+            return
         objectives = spec.get("objectives") or {}
-        missed = [
-            f"RTO {rto:.0f}s > objective {objectives['rtoSeconds']}s"
-            for _ in [0]
-            if "rtoSeconds" in objectives and rto > objectives["rtoSeconds"]
-        ]
-        missed += [
-            f"RPO {rpo:.0f}s > objective {objectives['rpoSeconds']}s"
-            for _ in [0]
-            if rpo is not None and "rpoSeconds" in objectives and rpo > objectives["rpoSeconds"]
-        ]
-        extra = {"completionTime": now_text(), "healthChecks": {"phase": "Skipped"}}
+        missed = []
+        if "rtoSeconds" in objectives and rto > objectives["rtoSeconds"]:
+            missed.append(f"RTO {rto:.0f}s > objective {objectives['rtoSeconds']}s")
+        if rpo is not None and "rpoSeconds" in objectives and rpo > objectives["rpoSeconds"]:
+            missed.append(f"RPO {rpo:.0f}s > objective {objectives['rpoSeconds']}s")
         if missed:
             result.update({"success": False, "message": "; ".join(missed)})
             self.status.fail(test, "ObjectiveMissed", "; ".join(missed), extra={**extra, "result": result})
@@ -551,7 +615,7 @@ class RestoreTestReconciler:
             test,
             SUCCEEDED,
             "Succeeded",
-            f"backup {spec['backupName']} restored and verified in {rto:.1f}s",
+            f"backup {spec['backupName']} restored and verified in {rto:.1f}s; {report.summary}",
             condition=(HEALTH_CHECKS_COMPLETED, TRUE),
             extra={**extra, "result": result},
         )
@@ -578,12 +642,8 @@ class RestoreTestReconciler:
             self.controller.queue.add_after(object_key(test), due_in)
             return
         if self._delete_owned(object_key(test), test["metadata"]["uid"]):
-            self.status.transition(
-                test,
-                test["status"]["phase"],
-                test["status"]["reason"],
-                test["status"]["message"],
-                condition=(CLEANUP_COMPLETED, TRUE),
+            self.status.set_condition(
+                test, CLEANUP_COMPLETED, TRUE, "CleanupCompleted", "sandbox namespaces and the Velero restore removed"
             )
 
     def _finalize(self, test: dict[str, Any]) -> None:
@@ -591,24 +651,34 @@ class RestoreTestReconciler:
             self._set_finalizers(test, [f for f in test["metadata"].get("finalizers") or [] if f != FINALIZER])
 
     def _delete_orphans(self, key: str, test: dict[str, Any] | None) -> None:
-        """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID."""
+        """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID.
+
+        A namespace is deleted only if its name is the one Lazarus generates for those labels
+        (``is_generated_sandbox``); others are reported and left alone.
+        """
         uid = test["metadata"]["uid"] if test is not None else None
         stale = {o["metadata"]["labels"][TEST_UID_LABEL] for o in self._owned(key)} - {uid}
         for orphan_uid in stale:
             log.info("removing leftovers of a deleted test", test=key, uid=orphan_uid)
-            self._delete_owned(key, orphan_uid)
+            self._delete_owned(key, orphan_uid, orphan=True)
 
     def _owned(self, key: str) -> Iterable[dict[str, Any]]:
         yield from self.sandboxes.store.by_index(OWNER_INDEX, key)
         yield from self.restores.store.by_index(OWNER_INDEX, key)
 
-    def _delete_owned(self, key: str, uid: str) -> bool:
+    def _delete_owned(self, key: str, uid: str, *, orphan: bool = False) -> bool:
         """Delete everything of test ``uid``; True once the cache shows all of it gone."""
         velero = self.settings.velero_namespace
         remaining = [o for o in self._owned(key) if (o["metadata"].get("labels") or {}).get(TEST_UID_LABEL) == uid]
         for obj in remaining:
             name = obj["metadata"]["name"]
+            if obj["metadata"].get("deletionTimestamp"):
+                continue  # already going: deleting again costs a request and changes nothing
             if obj.get("kind") == "Namespace":
+                if orphan and not is_generated_sandbox(obj):
+                    log.warning("not deleting a namespace labelled as a sandbox of a missing test: its name is "
+                                "not one Lazarus generated", namespace=name, test=key)  # fmt: skip
+                    continue
                 self._delete(f"/api/v1/namespaces/{name}")
             else:
                 self._delete(f"/apis/velero.io/v1/namespaces/{velero}/restores/{name}")

@@ -89,6 +89,20 @@ class StatusWriter:
         self._events.record(test, WARNING if warning else NORMAL, reason, message)
         return updated
 
+    def set_condition(self, test: dict[str, Any], type_: str, status: str, reason: str, message: str) -> None:
+        """Set one condition (phase and result unchanged) and record it as an Event."""
+        conditions = set_condition(
+            (test.get("status") or {}).get("conditions"),
+            type_,
+            status,
+            reason,
+            message,
+            now=now_text(),
+            generation=test["metadata"].get("generation"),
+        )
+        self.patch(test, {"conditions": conditions})
+        self._events.record(test, NORMAL, reason, message)
+
     def fail(
         self, test: dict[str, Any], reason: str, message: str, extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -192,6 +192,8 @@ def test_happy_path_restores_verifies_measures_and_cleans_up(
     assert status["result"]["rto"] > 0 and status["result"]["rpo"] > 0
     assert status["result"]["resourcesRecovered"] > 0
     assert status["workloads"]["expected"] == 1 and status["workloads"]["ready"] == 1
+    assert status["parity"]["enforced"] is True and status["parity"]["missing"] == {}
+    assert status["parity"]["restored"]["apps/Deployment"] == status["parity"]["expected"]["apps/Deployment"] == 1
     for condition in ("RestoreCompleted", "WorkloadsReady", "HealthChecksCompleted"):
         assert _condition(test, condition) == "True", condition
     assert len(_restores_of(custom, test["metadata"]["uid"])) <= 1
@@ -247,6 +249,8 @@ def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
     assert f"Deployment {sandbox}/stuck" in test["status"]["message"]
     assert f"Deployment {sandbox}/shop" not in test["status"]["message"]
     assert _condition(test, "WorkloadsReady") == "False"
+    diagnostics = "\n".join(test["status"]["diagnostics"])
+    assert f"{sandbox}: Pod stuck-" in diagnostics and "Unschedulable" in diagnostics, diagnostics
     # Kept for debugging for FAILURE_RETENTION seconds, then removed.
     wait_until(
         "the failed test's sandbox to be removed", lambda: _gone(core, [sandbox]), timeout=FAILURE_RETENTION + 90
@@ -360,3 +364,20 @@ def test_side_effects_are_neutralised(
 
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     wait_until("the sandbox to be deleted with the test", lambda: _gone(core, [sandbox]), timeout=120)
+
+
+def test_orphaned_sandboxes_are_removed_but_a_mislabelled_namespace_is_not(
+    operator: OperatorProcess, core: client.CoreV1Api, namespace: str
+) -> None:
+    from lazarus.sandbox import namespace_body, sandbox_name
+
+    ghost = {"metadata": {"name": "ghost", "namespace": namespace, "uid": "0000-gone"}, "spec": {"backupName": "b"}}
+    orphan = namespace_body(ghost, sandbox_name("lazarus-sbx-", "0000-gone", "shop"), "shop", {})
+    mislabelled = namespace_body(ghost, unique_name("precious"), "shop", {})
+    for body in (orphan, mislabelled):
+        core.create_namespace(body)
+    try:
+        wait_until("the orphaned sandbox to be deleted", lambda: _gone(core, [orphan["metadata"]["name"]]), timeout=90)
+        assert core.read_namespace(mislabelled["metadata"]["name"]).metadata.deletion_timestamp is None
+    finally:
+        delete_namespace_and_wait(core, mislabelled["metadata"]["name"])

@@ -129,3 +129,34 @@ def test_metrics_name_the_resource_never_the_object(path: str, resource: str) ->
     from lazarus.kube.client import resource_of
 
     assert resource_of(path) == resource
+
+
+def test_parity_counts_what_should_come_back_and_what_did() -> None:
+    from lazarus.lifecycle import parity
+    from lazarus.velero.backup_contents import backup_contents_from_map
+
+    contents = backup_contents_from_map(
+        {
+            "v1/Namespace": ["shop", "other"],
+            "v1/ConfigMap": ["shop/cfg", "shop/kube-root-ca.crt", "other/x"],
+            "apps/v1/Deployment": ["shop/web"],
+            "networking.k8s.io/v1/Ingress": ["shop/www"],
+            "v1/Event": ["shop/e1"],
+            "fixtures.lazarus.io/v1/Widget": ["shop/w1"],
+            "v1/PersistentVolume": ["pv-1"],
+        }
+    )
+    expected = parity.expected_counts(contents, ["shop"])
+    # Ingress is excluded for safety, Events Velero never restores, kube-root-ca.crt exists in every
+    # sandbox already, "other" is not restored, PVs are cluster-scoped.
+    assert expected == {"ConfigMap": 1, "apps/Deployment": 1, "fixtures.lazarus.io/Widget": 1}
+    restored = parity.restored_counts(
+        {
+            "v1/ConfigMap": ["sbx/cfg(created)", "elsewhere/y(created)"],
+            "apps/v1/Deployment": ["sbx/web(created)"],
+            "v1/Secret": ["sbx/s(failed)"],
+        },
+        ["sbx"],
+    )
+    assert restored == {"ConfigMap": 1, "apps/Deployment": 1}
+    assert parity.missing(expected, restored) == {"fixtures.lazarus.io/Widget": 1}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the local test bed: back up an application with Velero, prove the
+# backup restores (sandbox, workloads, a real PostgreSQL check, RTO/RPO), then show how a failing
+# expectation reads. Everything it starts is stopped at the end (LAZARUS_DEMO_KEEP=1 keeps the
+# test bed and the operator running to look around).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+# shellcheck source=testbed/common.sh
+source "$here/testbed/common.sh"
+VENV=${VENV:-$root/.venv}
+PY="$VENV/bin/python"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+operator_pid=""
+finish() {
+  [ -z "$operator_pid" ] || kill "$operator_pid" 2>/dev/null || true
+  if [ "${LAZARUS_DEMO_KEEP:-0}" != 1 ]; then
+    step "stopping the test bed"
+    "$here/testbed/testbed.sh" down >/dev/null 2>&1 || true
+  else
+    echo "kept running: export KUBECONFIG=$KUBECONFIG_PATH"
+  fi
+}
+trap finish EXIT
+
+step "starting the test bed (Kubernetes, Velero, PostgreSQL)"
+"$here/testbed/testbed.sh" up >/dev/null
+eval "$("$here/testbed/databases.sh" up)"
+export KUBECONFIG=$KUBECONFIG_PATH
+kubectl() { "$KUBE_BIN/kubectl" "$@"; }
+kubectl apply --server-side -k "$root/crds" >/dev/null
+kubectl create namespace lazarus-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+
+step "production: namespace 'shop' with a web app and 250 orders in PostgreSQL"
+PGPASSWORD=$LAZARUS_PG_PASSWORD psql -q -h "$LAZARUS_PG_HOST" -p "$LAZARUS_PG_PORT" -U "$LAZARUS_PG_USER" "$LAZARUS_PG_DATABASE" <<'SQL'
+DROP TABLE IF EXISTS orders;
+CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total numeric(10,2) NOT NULL,
+                     created_at timestamptz NOT NULL);
+INSERT INTO orders (customer, total, created_at)
+  SELECT 'customer-' || n, round((random() * 200)::numeric, 2), now() - (n || ' minutes')::interval
+  FROM generate_series(1, 250) AS n;
+SQL
+connection="postgresql://$LAZARUS_PG_USER:$LAZARUS_PG_PASSWORD@$LAZARUS_PG_HOST:$LAZARUS_PG_PORT/$LAZARUS_PG_DATABASE"
+sed "s#@CONNECTION_STRING@#$connection#" "$here/demo/shop.yaml" | kubectl apply -f - >/dev/null
+kubectl -n shop rollout status deployment/web --timeout 120s >/dev/null
+kubectl -n shop get deployment,configmap,secret,service --no-headers 2>/dev/null | grep -v kube-root | sed 's/^/   /'
+
+backup="shop-$(date +%Y%m%d-%H%M%S)"
+step "Velero backup $backup"
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: velero.io/v1
+kind: Backup
+metadata: {name: $backup, namespace: velero}
+spec: {includedNamespaces: [shop], ttl: 24h0m0s}
+YAML
+kubectl -n velero wait --for=jsonpath='{.status.phase}'=Completed "backup/$backup" --timeout 180s >/dev/null
+echo "   $(kubectl -n velero get backup "$backup" -o jsonpath='{.status.phase}: {.status.progress.itemsBackedUp} items')"
+
+step "starting the operator (lazarus run)"
+log="$TESTBED_STATE/logs/lazarus-demo.log"
+"$PY" -m lazarus run --kubeconfig "$KUBECONFIG" --no-leader-elect --metrics-address 127.0.0.1 \
+  --metrics-port "$((PORT_BASE + 80))" --log-format json >"$log" 2>&1 &
+operator_pid=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$((PORT_BASE + 80))/readyz" >/dev/null && break
+  kill -0 "$operator_pid" 2>/dev/null || { tail -20 "$log"; echo "the operator exited"; exit 1; }
+  sleep 0.2
+done
+echo "   ready (log: $log)"
+
+step "restore test: lazarus test $backup --spec e2e/demo/restoretest.yaml"
+"$PY" -m lazarus test "$backup" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest.yaml" --timeout 300
+
+step "the same backup against expectations it cannot meet (this one must fail)"
+if "$PY" -m lazarus test "$backup" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest-broken.yaml" --timeout 300; then
+  echo "expected a failure, got success"; exit 1
+fi
+
+step "production was not touched"
+kubectl -n shop get deployment web -o jsonpath='   web: {.status.readyReplicas}/{.spec.replicas} ready{"\n"}'
+kubectl get lazarusrestoretests -n lazarus-system
+echo
+echo "demo finished: one backup proven restorable, one broken expectation reported."
