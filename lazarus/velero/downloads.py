@@ -12,7 +12,9 @@ Contract of ``download``:
    and gunzips it: Velero stores every artefact gzip-compressed (``encode.ToJSONGzip``,
    ``putResults`` in ``pkg/controller/restore_controller.go``) except ``BackupContents``, which
    is a ``.tar.gz`` and is returned as is, like ``velero`` CLI's ``downloadrequest.Stream`` does.
-4. It deletes the ``DownloadRequest`` (best effort), on success and on every failure.
+4. A request Velero never processed is deleted (best effort): nothing else would remove it. A
+   processed one is left to Velero, which deletes it when its URL expires (10 minutes): deleting
+   it ourselves would cost a request per download.
 
 Every failure raises ``DownloadError`` naming the target and why: Velero did not process the
 request in time (and whether it looked at it at all), the request disappeared, the object store
@@ -22,7 +24,7 @@ results), the transfer failed, the artefact is larger than ``max_bytes`` or not 
 The presigned URL grants read access to backup data for its lifetime: it is a secret, and never
 appears in an error message or a log line.
 
-API requests per download: three (create, watch, delete) plus one GET to the object store.
+API requests per download: two (create, watch) plus one GET to the object store.
 """
 
 from __future__ import annotations
@@ -186,9 +188,13 @@ def download(
         raise DownloadError(kind, name, f"cannot create DownloadRequest: {exc!r}", transient=True) from exc
     try:
         url = _wait_for_url(rest, collection, created, kind, name, timeout, clock)
-        return _fetch(url, kind, name, http_timeout, max_bytes, http, verify)
-    finally:
+    except BaseException:
+        # Not processed: Velero never set its expiration, so nothing would remove it but us.
         _delete_quietly(rest, f"{collection}/{request_name}")
+        raise
+    # Processed: Velero deletes the request itself once its URL expires (persistence.DownloadURLTTL,
+    # 10 minutes), so deleting it here would only cost a request.
+    return _fetch(url, kind, name, http_timeout, max_bytes, http, verify)
 
 
 def download_json(rest: Rest, kind: TargetKind | str, name: str, velero_namespace: str, **options: Any) -> Any:

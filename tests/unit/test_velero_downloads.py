@@ -129,13 +129,13 @@ def test_request_body_is_a_labelled_download_request() -> None:
     }
 
 
-def test_download_creates_watches_fetches_gunzips_and_deletes() -> None:
+def test_download_creates_watches_fetches_gunzips_and_leaves_deletion_to_velero() -> None:
     rest = FakeRest([[event("MODIFIED", {"expiration": "x"}), event("MODIFIED", PROCESSED, rv="12")]])
     http = FakeHttp(body=gzip.compress(b'{"v1/Pod": ["ns/p"]}\n'))
 
     assert run(rest, http) == b'{"v1/Pod": ["ns/p"]}\n'
 
-    post, watch, delete = rest.calls
+    post, watch = rest.calls  # processed: Velero deletes it when its URL expires
     name = post[2]["metadata"]["name"]
     assert post[:2] == ("POST", COLLECTION) and name.startswith("lazarus-") and len(name) > len("lazarus-") + 8
     assert post[2]["spec"]["target"] == {"kind": "BackupResourceList", "name": "b1"}
@@ -144,7 +144,6 @@ def test_download_creates_watches_fetches_gunzips_and_deletes() -> None:
     assert watch[2]["fieldSelector"] == f"metadata.name={name}"
     assert watch[2]["resourceVersion"] == "10"  # from the creation: no update can be missed
     assert int(watch[2]["timeoutSeconds"]) >= 1
-    assert delete == ("DELETE", f"{COLLECTION}/{name}", None)
     assert http.urls == [SECRET_URL]
     assert http.kwargs["timeout"] and http.kwargs["stream"] is True
     # The watch was left before its end: its connection is closed, not returned to the pool unread.
@@ -154,7 +153,7 @@ def test_download_creates_watches_fetches_gunzips_and_deletes() -> None:
 def test_already_processed_at_creation_needs_no_watch() -> None:
     rest = FakeRest([], created_status=PROCESSED)
     assert run(rest, FakeHttp(body=gzip.compress(b"log"))) == b"log"
-    assert rest.methods() == ["POST", "DELETE"]
+    assert rest.methods() == ["POST"]
 
 
 def test_backup_contents_are_returned_as_stored() -> None:
@@ -181,10 +180,10 @@ def test_expired_resource_version_rereads_the_object() -> None:
     rest = FakeRest([gone])
     rest.get_answer = {"metadata": {"name": "x", "resourceVersion": "30"}, "status": PROCESSED}
     assert run(rest, FakeHttp(body=gzip.compress(b"ok"))) == b"ok"
-    assert rest.methods() == ["POST", "GET", "GET", "DELETE"]
+    assert rest.methods() == ["POST", "GET", "GET"]
 
 
-def test_deleted_request_fails_and_is_still_deleted() -> None:
+def test_deleted_request_fails_and_is_deleted_again_to_be_sure() -> None:
     rest = FakeRest([[event("DELETED")]])
     with pytest.raises(DownloadError, match="deleted before Velero processed it") as info:
         run(rest, FakeHttp())
@@ -232,7 +231,7 @@ def test_object_store_404_is_not_found_and_names_the_s3_code() -> None:
         run(rest, http)
     assert info.value.not_found and info.value.http_status == 404 and not info.value.transient
     assert "HTTP 404 (NoSuchKey)" in str(info.value)
-    assert rest.methods()[-1] == "DELETE"
+    assert "DELETE" not in rest.methods()  # processed: Velero removes it after its URL expires
 
 
 def test_presigned_url_never_appears_in_errors() -> None:
