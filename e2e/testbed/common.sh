@@ -41,3 +41,65 @@ VERSITYGW_BIN=$(component_dir versitygw "$VERSITYGW_VERSION")
 
 KUBECONFIG_PATH=$TESTBED_STATE/kubeconfig
 PKI=$TESTBED_STATE/pki
+
+# ---------------------------------------------------------------------------------------------
+# Processes, shared by testbed.sh and databases.sh. The sourcing script defines:
+#   process_marker NAME   text NAME's command line always contains (its data dir or state dir),
+#                         so a PID reused by an unrelated process is never taken for ours;
+#   startup_failed MSG    what a failed start does (stop what was started, exit non-zero);
+# and may set PROCESS_PREFIX to keep its PID and log files apart from the other script's.
+PROCESS_PREFIX=${PROCESS_PREFIX:-}
+
+pid_file() { printf '%s/pids/%s%s.pid' "$TESTBED_STATE" "$PROCESS_PREFIX" "$1"; }
+log_file() { printf '%s/logs/%s%s.log' "$TESTBED_STATE" "$PROCESS_PREFIX" "$1"; }
+
+is_running() {
+  local f pid; f=$(pid_file "$1")
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(process_marker "$1")"
+}
+
+# start NAME CMD...: run CMD in its own session (so its children stop with it); CMD must exec the
+# process itself. A NAME already running is left alone.
+start() {
+  local name=$1; shift
+  if is_running "$name"; then log "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
+  mkdir -p "$TESTBED_STATE/pids" "$TESTBED_STATE/logs"
+  log "starting $name"
+  setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+  echo $! >"$(pid_file "$name")"
+}
+
+# stop NAME [SIGNAL]: SIGNAL (default TERM: each server's clean shutdown) to the session, SIGKILL
+# to whatever is left of it after 15 s.
+stop() {
+  local name=$1 signal=${2:-TERM} f pid i
+  f=$(pid_file "$name")
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if is_running "$name"; then
+    log "stopping $name (pid $pid)"
+    kill "-$signal" -- "-$pid" 2>/dev/null || kill "-$signal" "$pid" 2>/dev/null || true
+    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# wait_for NAME TIMEOUT_S CMD...: poll CMD until it succeeds; on failure show NAME's log tail.
+wait_for() {
+  local name=$1 timeout=$2; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! is_running "$name"; then
+      tail -20 "$(log_file "$name")" >&2 || true
+      startup_failed "$name exited during start-up (log: $(log_file "$name"))"
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      tail -20 "$(log_file "$name")" >&2 || true
+      startup_failed "$name not ready after ${timeout}s (log: $(log_file "$name"))"
+    fi
+    sleep 0.2
+  done
+}

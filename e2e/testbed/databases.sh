@@ -36,56 +36,10 @@ MARIADB_PASSWORD=lazarus-testbed-mariadb
 FERRETDB_PASSWORD=lazarus-testbed-mongo
 SERVERS=(postgres mariadb ferretdb)
 
-pid_file() { printf '%s/pids/db-%s.pid' "$TESTBED_STATE" "$1"; }
-log_file() { printf '%s/logs/db-%s.log' "$TESTBED_STATE" "$1"; }
-
-# A PID counts only while it is alive and its command line names this state directory (the data
-# directory is always an argument), so a PID reused by an unrelated process is never stopped.
-is_running() {
-  local f pid; f=$(pid_file "$1")
-  [ -f "$f" ] || return 1
-  pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(server_dir "$1")"
-}
-
-# start NAME CMD...: run CMD in its own session, recording its PID (CMD must exec the server itself).
-start() {
-  local name=$1; shift
-  mkdir -p "$TESTBED_STATE/pids" "$TESTBED_STATE/logs"
-  log "starting $name"
-  setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
-  echo $! >"$(pid_file "$name")"
-}
-
-# stop NAME SIGNAL: the server's own clean-shutdown signal first (PostgreSQL: SIGINT, a fast
-# shutdown; SIGTERM would wait for clients), SIGKILL to the session after 15 s.
-stop() {
-  local name=$1 signal=$2 f pid i
-  f=$(pid_file "$name")
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if is_running "$name"; then
-    log "stopping $name (pid $pid)"
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
-}
-
-# wait_for NAME TIMEOUT_S CMD...: poll CMD until it succeeds; fail with the server's log tail.
-wait_for() {
-  local name=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! is_running "$name"; then
-      tail -20 "$(log_file "$name")" >&2 || true
-      die "$name exited during start-up (log: $(log_file "$name"))"
-    fi
-    [ $SECONDS -lt $deadline ] || { tail -20 "$(log_file "$name")" >&2 || true; die "$name not ready after ${timeout}s (log: $(log_file "$name"))"; }
-    sleep 0.2
-  done
-}
+PROCESS_PREFIX=db-
+# The data directory is always an argument of the server's command line.
+process_marker() { server_dir "$1"; }
+startup_failed() { die "$@"; }
 
 server_dir() {
   case "$1" in

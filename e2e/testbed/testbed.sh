@@ -21,55 +21,9 @@ S3_SECRET_KEY=lazarus-testbed-secret
 S3_BUCKET=velero
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok s3 velero)
 
-pid_file() { printf '%s/pids/%s.pid' "$TESTBED_STATE" "$1"; }
-log_file() { printf '%s/logs/%s.log' "$TESTBED_STATE" "$1"; }
-
-# A PID counts only while it is alive and still one of ours (every component's command line names
-# the state directory), so a PID reused by an unrelated process is not mistaken for a component.
-is_running() {
-  local f pid; f=$(pid_file "$1")
-  [ -f "$f" ] || return 1
-  pid=$(cat "$f")
-  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$TESTBED_STATE"
-}
-
-# start NAME CMD...: run CMD in its own session (so its children can be stopped with it).
-start() {
-  local name=$1; shift
-  if is_running "$name"; then log "$name already running (pid $(cat "$(pid_file "$name")"))"; return 0; fi
-  mkdir -p "$TESTBED_STATE/pids" "$TESTBED_STATE/logs"
-  log "starting $name"
-  setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
-  echo $! >"$(pid_file "$name")"
-}
-
-stop() {
-  local name=$1 f pid i
-  f=$(pid_file "$name")
-  [ -f "$f" ] || return 0
-  pid=$(cat "$f")
-  if is_running "$name"; then
-    log "stopping $name (pid $pid)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
-}
-
-# wait_for NAME TIMEOUT_S CMD...: poll CMD until it succeeds; fail with the component's log tail.
-wait_for() {
-  local name=$1 timeout=$2; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! is_running "$name"; then
-      tail -20 "$(log_file "$name")" >&2 || true
-      fail "$name exited during start-up (log: $(log_file "$name"))"
-    fi
-    [ $SECONDS -lt $deadline ] || { tail -20 "$(log_file "$name")" >&2 || true; fail "$name not ready after ${timeout}s (log: $(log_file "$name"))"; }
-    sleep 0.2
-  done
-}
+# Every component's command line names the state directory.
+process_marker() { printf '%s' "$TESTBED_STATE"; }
+startup_failed() { fail "$@"; }
 
 # A failure during `up` must not leave half a test bed running.
 fail() { log "ERROR: $*"; stop_all; exit 1; }
