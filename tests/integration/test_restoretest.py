@@ -54,21 +54,7 @@ def production(core: client.CoreV1Api, apps: client.AppsV1Api) -> Iterator[dict[
     """A 'production' namespace with an application; asserts afterwards that nothing changed."""
     name = unique_name("prod")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    labels = {"app": "shop"}
-    apps.create_namespaced_deployment(
-        name,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="shop", labels=labels),
-            spec=client.V1DeploymentSpec(
-                replicas=1,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="shop", image="registry.invalid/s:1")]),
-                ),
-            ),
-        ),
-    )
+    apps.create_namespaced_deployment(name, _deployment("shop"))
     core.create_namespaced_config_map(
         name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cfg"), data={"a": "b"})
     )
@@ -79,26 +65,28 @@ def production(core: client.CoreV1Api, apps: client.AppsV1Api) -> Iterator[dict[
     delete_namespace_and_wait(core, name)
 
 
-def _create_stuck_deployment(apps: client.AppsV1Api, namespace: str) -> None:
-    """A Deployment whose pods can never be scheduled (no node has the label it selects)."""
-    labels = {"app": "stuck"}
-    apps.create_namespaced_deployment(
-        namespace,
-        client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="stuck", labels=labels),
-            spec=client.V1DeploymentSpec(
-                replicas=1,
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        node_selector={"lazarus.io/no-such-node": "x"},
-                        containers=[client.V1Container(name="stuck", image="registry.invalid/s:1")],
-                    ),
+def _deployment(name: str, node_selector: dict[str, str] | None = None) -> client.V1Deployment:
+    """A one-replica Deployment; kwok makes its pod Ready if some node matches ``node_selector``."""
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1DeploymentSpec(
+            replicas=1,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    node_selector=node_selector,
+                    containers=[client.V1Container(name=name, image=f"registry.invalid/{name}:1")],
                 ),
             ),
         ),
     )
+
+
+def _create_stuck_deployment(apps: client.AppsV1Api, namespace: str) -> None:
+    """A Deployment whose pods can never be scheduled (no node has the label it selects)."""
+    apps.create_namespaced_deployment(namespace, _deployment("stuck", {"lazarus.io/no-such-node": "x"}))
 
 
 @pytest.fixture
