@@ -103,3 +103,11 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# print_status NAME...: one line per process, running (with its PID) or stopped.
+print_status() {
+  local name
+  for name in "$@"; do
+    if is_running "$name"; then echo "$name running (pid $(cat "$(pid_file "$name")"))"; else echo "$name stopped"; fi
+  done
+}

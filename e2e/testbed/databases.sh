@@ -212,12 +212,7 @@ cmd_env() {
   print_env
 }
 
-cmd_status() {
-  local s
-  for s in "${SERVERS[@]}"; do
-    if is_running "$s"; then echo "$s running (pid $(cat "$(pid_file "$s")"))"; else echo "$s stopped"; fi
-  done
-}
+cmd_status() { print_status "${SERVERS[@]}"; }
 
 case "${1:-}" in
   up) cmd_up ;;

@@ -194,12 +194,7 @@ cmd_down() {
   log "test bed stopped and its state removed"
 }
 
-cmd_status() {
-  local c
-  for c in "${COMPONENTS[@]}"; do
-    if is_running "$c"; then echo "$c running (pid $(cat "$(pid_file "$c")"))"; else echo "$c stopped"; fi
-  done
-}
+cmd_status() { print_status "${COMPONENTS[@]}"; }
 
 case "${1:-}" in
   up) cmd_up ;;

@@ -228,7 +228,6 @@ def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
     namespace: str,
 ) -> None:
     source = production["namespace"]
-
     name = _create_test(custom, namespace, stuck_backup, workloads={"readyTimeout": "5s"})
     test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
     assert test["status"]["phase"] == "Failed", json.dumps(test["status"], indent=1)
