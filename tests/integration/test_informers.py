@@ -52,7 +52,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED_SCRIPT = ROOT / "e2e" / "testbed" / "testbed.sh"
-DEFAULT_PORT_BASE = 46000  # testbed.sh's default, when LAZARUS_TESTBED_PORT_BASE is unset
+DEFAULT_PORT_BASE = 26000  # testbed.sh's default, when LAZARUS_TESTBED_PORT_BASE is unset
 ETCD_PORT_OFFSET, APISERVER_PORT_OFFSET = 379, 443
 SYNC_TIMEOUT = 30.0
 EVENT_TIMEOUT = 30.0
