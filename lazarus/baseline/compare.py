@@ -1,0 +1,127 @@
+"""Compare a test's snapshot with its source's baseline: the drift a restore that "works" hides.
+
+Findings (``Finding.type``), each only where both snapshots have the figure:
+
+- ``KindRemoved``: a group/Kind the backup held (e.g. ``apps/Deployment``) is no longer in it;
+- ``ItemsDropped``: a kind's item count dropped by more than ``maxDropFraction``;
+- ``ValueDropped``: a query's numeric single value (``SELECT count(*) ...``) dropped by more than
+  ``maxDropFraction``; for queries with neither a value nor names, ``RowsDropped``: its row
+  count did;
+- ``ColumnsRemoved``: column names the query's result had are gone (``SELECT * ...``);
+- ``NamesRemoved``: values the first column of an ``expectedColumns`` query listed are gone (the
+  columns, tables or collections a catalog query lists: schema drift);
+- ``RtoGrew``: the RTO grew beyond ``maxRtoGrowthFactor`` times the baseline's, and by at least
+  ``RTO_NOISE_SECONDS``.
+
+Drops are relative to a positive baseline figure (a baseline of 0 or less cannot drop by a
+fraction). Queries and kinds that exist on one side only (a query added to or removed from the
+spec, one that did not run) are not compared. Growth is never drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lazarus.baseline.snapshot import Figures, Snapshot
+from lazarus.checks.results import bounded
+
+FAIL, WARN = "Fail", "Warn"
+# CRD defaults of spec.baseline, repeated for specs the API server did not default.
+DEFAULT_MAX_DROP_FRACTION = 0.2
+DEFAULT_MAX_RTO_GROWTH_FACTOR = 2.0
+# RTO growth below this many seconds is noise (a restore of a small namespace varies by seconds
+# with the API server's and Velero's load), whatever the factor.
+RTO_NOISE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """``spec.baseline`` of a test."""
+
+    enabled: bool = True
+    max_drop_fraction: float = DEFAULT_MAX_DROP_FRACTION
+    max_rto_growth_factor: float = DEFAULT_MAX_RTO_GROWTH_FACTOR
+    on_drift: str = FAIL
+
+    @classmethod
+    def of(cls, test: Mapping[str, Any]) -> Policy:
+        spec = (test.get("spec") or {}).get("baseline") or {}
+        return cls(
+            enabled=spec.get("enabled", True) is not False,
+            max_drop_fraction=float(spec.get("maxDropFraction", DEFAULT_MAX_DROP_FRACTION)),
+            max_rto_growth_factor=float(spec.get("maxRtoGrowthFactor", DEFAULT_MAX_RTO_GROWTH_FACTOR)),
+            on_drift=str(spec.get("onDrift", FAIL)),
+        )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference that counts as drift."""
+
+    type: str
+    subject: str
+    """The kind (``apps/Deployment``), the query (``databases/orders/count``) or ``rto``."""
+    message: str
+
+    def to_status(self) -> dict[str, str]:
+        return {"type": self.type, "subject": self.subject, "message": bounded(self.message)}
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+def _drop(baseline: float, current: float, fraction: float) -> str | None:
+    """``"5432 → 2716 (-50%)"`` when ``current`` is more than ``fraction`` below ``baseline``."""
+    if baseline <= 0 or (baseline - current) / baseline <= fraction:
+        return None
+    return f"{_number(baseline)} → {_number(current)} (-{100 * (baseline - current) / baseline:.0f}%)"
+
+
+def _kinds(baseline: Mapping[str, int], current: Mapping[str, int], fraction: float) -> Iterator[Finding]:
+    for kind, before in sorted(baseline.items()):
+        now = current.get(kind, 0)
+        if before > 0 and now == 0:
+            yield Finding("KindRemoved", kind, f"{kind}: the backup held {before}, now none")
+        elif dropped := _drop(before, now, fraction):
+            yield Finding("ItemsDropped", kind, f"{kind}: {dropped} items in the backup")
+
+
+def _removed(before: Any, now: Any) -> list[str]:
+    return sorted(set(before or ()) - set(now or ()))
+
+
+def _query(key: str, baseline: Figures, current: Figures, fraction: float) -> Iterator[Finding]:
+    if baseline.get("value") is not None and current.get("value") is not None:
+        if dropped := _drop(float(baseline["value"]), float(current["value"]), fraction):
+            yield Finding("ValueDropped", key, f"{key}: value {dropped}")
+    elif baseline.get("names") is None and baseline.get("rows") is not None and current.get("rows") is not None:
+        if dropped := _drop(float(baseline["rows"]), float(current["rows"]), fraction):
+            yield Finding("RowsDropped", key, f"{key}: rows {dropped}")
+    if current.get("columns") and (gone := _removed(baseline.get("columns"), current["columns"])):
+        yield Finding("ColumnsRemoved", key, f"{key}: columns gone: {', '.join(gone)}")
+    if current.get("names") is not None and (gone := _removed(baseline.get("names"), current["names"])):
+        yield Finding("NamesRemoved", key, f"{key}: no longer lists {', '.join(gone)}")
+
+
+def compare(current: Snapshot, baseline: Snapshot, policy: Policy) -> list[Finding]:
+    """Every finding of ``current`` against ``baseline`` (see the module docstring), in a fixed order."""
+    findings: list[Finding] = []
+    if current.kinds is not None and baseline.kinds is not None:
+        findings += _kinds(baseline.kinds, current.kinds, policy.max_drop_fraction)
+    for key in sorted(baseline.queries.keys() & current.queries.keys()):
+        findings += _query(key, baseline.queries[key], current.queries[key], policy.max_drop_fraction)
+    if current.rto is not None and baseline.rto is not None:
+        grown = current.rto - baseline.rto
+        if current.rto > baseline.rto * policy.max_rto_growth_factor and grown >= RTO_NOISE_SECONDS:
+            findings.append(
+                Finding(
+                    "RtoGrew",
+                    "rto",
+                    f"RTO {current.rto:.0f}s is {current.rto / max(baseline.rto, 0.001):.1f}x the baseline's "
+                    f"{baseline.rto:.0f}s (allowed {policy.max_rto_growth_factor:g}x)",
+                )
+            )
+    return findings
