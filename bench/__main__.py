@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from bench import cold_sync, event_latency, idle_rss, restore_test, workqueue
+from bench import backup_trigger, cold_sync, event_latency, idle_rss, restore_test, workqueue
 from bench.measure import Benchmark, Figure, progress
 from lazarus.logconfig import configure
 
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
         cold_sync.BENCHMARK, idle_rss.BENCHMARK, event_latency.BENCHMARK, workqueue.BENCHMARK, restore_test.BENCHMARK,
+        backup_trigger.BENCHMARK,
     )
 }  # fmt: skip
 NOTE = "target = upper bound; percentiles nearest-rank; MiB = 2^20 bytes"

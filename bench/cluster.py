@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+from kubernetes import client
+
 from bench.measure import progress
+from lazarus.informers import SharedInformerFactory
 from lazarus.kube.client import ApiError, Rest, new_api_client
 
 __all__ = [
@@ -125,6 +129,23 @@ def create_config_maps(
     elapsed = time.monotonic() - started
     progress(f"created {count} ConfigMaps in {elapsed:.1f} s ({count / elapsed:.0f}/s, {threads} threads)")
     return elapsed
+
+
+class Watches:
+    """The benchmark's own informers (one factory, no resync), stamping events as they arrive;
+    subclasses add informers and handlers in ``__init__`` and wait on ``changed``."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.factory = SharedInformerFactory.for_api_client(api, resync_period=0)
+        self.changed = threading.Condition()
+
+    def start(self) -> None:
+        self.factory.start()
+        if not self.factory.wait_for_cache_sync(timeout=60):
+            raise TimeoutError("the benchmark's watches did not sync within 60 s")
+
+    def stop(self) -> None:
+        self.factory.stop()
 
 
 def _free_port() -> int:

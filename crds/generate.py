@@ -112,9 +112,15 @@ def integer(
     )
 
 
-def number(description: str, *, minimum: float | None = None) -> Schema:
+def number(
+    description: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    default: float | None = None,
+) -> Schema:
     """A number (float) field."""
-    return _node(description, "number", minimum=minimum)
+    return _node(description, "number", minimum=minimum, maximum=maximum, default=default)
 
 
 def count(description: str) -> Schema:
@@ -217,14 +223,22 @@ def free_form_object(description: str) -> Schema:
     return _node(description, "object", **{"x-kubernetes-preserve-unknown-fields": True})
 
 
-def quantity_map(description: str) -> Schema:
-    """A map of resource name to quantity (``100m``, ``256Mi``, ``2``)."""
-    quantity = {
+def _quantity() -> Schema:
+    return {
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "pattern": QUANTITY,
         "x-kubernetes-int-or-string": True,
     }
-    return _node(description, "object", additionalProperties=quantity)
+
+
+def quantity_field(description: str) -> Schema:
+    """A resource quantity (``100m``, ``256Mi``, ``2``)."""
+    return {"description": description, **_quantity()}
+
+
+def quantity_map(description: str) -> Schema:
+    """A map of resource name to quantity (``100m``, ``256Mi``, ``2``)."""
+    return _node(description, "object", additionalProperties=_quantity())
 
 
 def check_name(description: str) -> Schema:
@@ -636,8 +650,21 @@ def custom_check_pod() -> Schema:
         {
             "name": string("Name of the variable.", min_length=1, max_length=256),
             "value": string("Value of the variable.", max_length=32768),
+            "valueFrom": obj(
+                "Where the value comes from: a key of a Secret in the sandbox namespace the Job "
+                "runs in (the restored copy). Its value is masked in the log tail.",
+                {
+                    "secretKeyRef": obj(
+                        "A key of a Secret.",
+                        {"name": secret_name(), "key": secret_key("Key in the Secret.")},
+                        required=["name", "key"],
+                    )
+                },
+                required=["secretKeyRef"],
+            ),
         },
         required=["name"],
+        rules=[rule("has(self.value) != has(self.valueFrom)", "set exactly one of value and valueFrom")],
     )
     resources = obj(
         "Compute resources of the check container.",
@@ -690,7 +717,10 @@ def health_checks() -> Schema:
             "enabled": enabled("the health checks"),
             "timeout": seconds("Overall deadline of all health checks.", default=600),
             "retries": integer(
-                "Retries of a failed check before it counts as failed.",
+                "How often a database connection that failed for a transient reason (refused, "
+                "timed out, server starting) is tried again, with exponential backoff, within the "
+                "timeout. A failed expectation is never retried: restored data does not change "
+                "between attempts. HTTP endpoints have their own retries, custom checks backoffLimit.",
                 default=3,
                 minimum=0,
                 maximum=20,
@@ -825,7 +855,8 @@ def restore_settings() -> Schema:
             "labelSelector": label_selector("Restore only resources with matching labels."),
             "includeClusterResources": boolean(
                 "Restore cluster-scoped resources too. Off by default: cluster-scoped resources "
-                "are shared with production and are restored only when explicitly allowed.",
+                "are shared with production and are restored only when explicitly allowed. "
+                "Existing ones are never changed; those the restore created are deleted at cleanup.",
                 default=False,
             ),
             "restorePVs": boolean(
@@ -932,6 +963,62 @@ def objectives() -> Schema:
     )
 
 
+def cost_settings() -> Schema:
+    """The ``cost`` section: a cost limit and a quota on the sandbox."""
+    return obj(
+        "Limits on what the test's sandbox may cost (prices: the operator's settings).",
+        {
+            "maxCost": number(
+                "Stop the test (reason CostLimitExceeded) when its sandbox has cost more than "
+                "this, or would if what it holds now ran until the test's timeouts end; in the "
+                "currency of the operator's prices (status.cost.currency).",
+                minimum=0,
+            ),
+            "quota": obj(
+                "A ResourceQuota on each sandbox namespace: the API server refuses pods and "
+                "claims beyond it. With cpu or memory, containers without requests get small "
+                "default requests (a LimitRange).",
+                {
+                    "cpu": quantity_field("Most CPU requested by the pods of one sandbox namespace."),
+                    "memory": quantity_field("Most memory requested by the pods of one sandbox namespace."),
+                    "storage": quantity_field("Most storage requested by the claims of one sandbox namespace."),
+                },
+            ),
+        },
+    )
+
+
+def baseline_settings() -> Schema:
+    """The ``baseline`` section: comparison with the last good test of the same source."""
+    return obj(
+        "Compare the test with the baseline of its backup source (Schedule or policy): the "
+        "figures of the newest successful test without drift, kept in a ConfigMap "
+        "lazarus-baseline-* in the operator's namespace (delete it to reset).",
+        {
+            "enabled": boolean("Compare with the baseline, and record one.", default=True),
+            "maxDropFraction": number(
+                "A query's value or row count, or a kind's item count, that dropped by more "
+                "than this fraction of the baseline's is drift.",
+                minimum=0,
+                maximum=1,
+                default=0.2,
+            ),
+            "maxRtoGrowthFactor": number(
+                "An RTO above this many times the baseline's (and at least 30 s longer) is drift.",
+                minimum=1,
+                default=2.0,
+            ),
+            "onDrift": string(
+                "Fail: the test fails with reason BaselineDrift. Warn: it succeeds with a "
+                "Warning Event BaselineDrift. Either way status.baseline lists the findings.",
+                enum=["Fail", "Warn"],
+                default="Fail",
+            ),
+        },
+        default={},
+    )
+
+
 def notifications() -> Schema:
     """The ``notifications`` section."""
     return obj(
@@ -987,6 +1074,8 @@ def restore_test_settings() -> dict[str, Schema]:
         "healthChecks": health_checks(),
         "notifications": notifications(),
         "metrics": metrics_settings(),
+        "cost": cost_settings(),
+        "baseline": baseline_settings(),
     }
 
 
@@ -1012,6 +1101,22 @@ def check_result(*, http: bool = False) -> Schema:
     }
     if http:
         properties["statusCode"] = integer("HTTP status code received.", minimum=0)
+    else:
+        properties.update(
+            {
+                "rows": count("Rows (documents) the query returned."),
+                "value": number("The query's single value, when it is a number (e.g. a count)."),
+                "columns": string_list(
+                    "Column (field) names of the result.", max_items=200, max_length=128
+                ),
+                "names": string_list(
+                    "For a query with expectedColumns: every value of the result's first column "
+                    "(left out above 200 rows).",
+                    max_items=200,
+                    max_length=128,
+                ),
+            }
+        )
     return obj("Result of one check.", properties, required=["name", "status"])
 
 
@@ -1051,12 +1156,92 @@ def health_check_status() -> Schema:
                     "status": string("Outcome of the custom check.", enum=CHECK_STATUSES),
                     "jobName": string("Name of the Job in the sandbox."),
                     "podPhase": string("Phase of the check's pod."),
-                    "result": string(
-                        "Summary of the outcome (never pod logs: they may hold secrets)."
+                    "result": string("Summary of the outcome, and whether logs were available."),
+                    "logTail": array(
+                        "Last lines of the check pod's log (at most 20), with the values of the "
+                        "Secrets its env reads and any URI or password= password masked.",
+                        {"type": "string", "maxLength": 300},
+                        max_items=20,
                     ),
                     "duration": number("How long the check took, in seconds.", minimum=0),
                 },
             ),
+        },
+    )
+
+
+def notification_status() -> Schema:
+    """The ``status.notifications`` section: one entry per notification sent for the result."""
+    entry = obj(
+        "The outcome of one notification (after retries).",
+        {
+            "type": string("The notifier.", enum=["slack", "email", "pagerduty", "webhook"]),
+            "event": string("The spec section that asked for it.", enum=["onSuccess", "onFailure"]),
+            "status": string("Whether it was delivered.", enum=["Sent", "Failed"]),
+            "attempts": integer("Delivery attempts made.", minimum=0),
+            "message": string(
+                "What was done, or why it failed (never a URL, key or password).", max_length=1024
+            ),
+            "time": date_time("When the last attempt ended."),
+        },
+        required=["type", "event", "status"],
+    )
+    return array(
+        "Notifications sent when the test ended. A failed notification never changes the "
+        "test's result.",
+        entry,
+        max_items=8,
+    )
+
+
+def cost_status() -> Schema:
+    """The ``status.cost`` section."""
+    return obj(
+        "What the sandbox held from the test's start to its completion: pods' resource "
+        "requests while they ran and bound claims' storage, integrated over time, priced with "
+        "the operator's unit prices (README: Cost and baselines).",
+        {
+            "cpuCoreSeconds": number("CPU cores requested × seconds.", minimum=0),
+            "memoryGiBSeconds": number("GiB of memory requested × seconds.", minimum=0),
+            "storageGiBSeconds": number("GiB of bound volume claims × seconds.", minimum=0),
+            "estimate": number("The estimated cost, in currency.", minimum=0),
+            "currency": string("Currency label of the operator's prices."),
+            "pods": count("Pods seen in the sandbox."),
+            "volumes": count("PersistentVolumeClaims seen in the sandbox."),
+        },
+    )
+
+
+def baseline_status() -> Schema:
+    """The ``status.baseline`` section."""
+    finding = obj(
+        "One difference from the baseline that counts as drift.",
+        {
+            "type": string(
+                "What drifted.",
+                enum=["KindRemoved", "ItemsDropped", "ValueDropped", "RowsDropped", "ColumnsRemoved",
+                      "NamesRemoved", "RtoGrew"],
+            ),
+            "subject": string("The group/Kind, the query (database/<query>, databases/<check>/<query>) or rto."),
+            "message": string("What was found against the baseline."),
+        },
+    )  # fmt: skip
+    return obj(
+        "The comparison with the baseline of the test's backup source.",
+        {
+            "source": string("The backup source: schedule/<name>, policy/<namespace>/<name> or manual."),
+            "result": string(
+                "NoBaseline: none yet (this test sets it if it succeeds); Matched; Drifted; "
+                "Disabled (spec.baseline.enabled false); NotApplicable (manual tests have none).",
+                enum=["NoBaseline", "Matched", "Drifted", "Disabled", "NotApplicable"],
+            ),
+            "message": string("What was decided, or what drifted."),
+            "configMap": string("namespace/name of the ConfigMap that holds the baseline."),
+            "baselineTest": string("The test the baseline comes from (namespace/name)."),
+            "baselineBackup": string("The backup the baseline comes from."),
+            "baselineTime": string("When the baseline's test completed."),
+            "findings": array("The differences that count as drift.", finding, max_items=100),
+            "recorded": boolean("Whether this test's figures are now the source's baseline."),
         },
     )
 
@@ -1085,6 +1270,12 @@ def restore_test_status() -> Schema:
                 "The Velero Restore.",
                 {
                     "restoreName": string("Name of the Velero Restore object."),
+                    "safety": array(
+                        "The decisions that keep this restore away from production (cluster-scoped "
+                        "resources, persistent volumes, existing objects, node ports).",
+                        {"type": "string"},
+                        max_items=10,
+                    ),
                     "veleroPhase": string("Phase of the Velero Restore."),
                     "progress": obj(
                         "Progress reported by Velero.",
@@ -1167,6 +1358,9 @@ def restore_test_status() -> Schema:
                     "deletedAt": date_time("When the sandbox was removed."),
                 },
             ),
+            "notifications": notification_status(),
+            "cost": cost_status(),
+            "baseline": baseline_status(),
             "conditions": condition_list(),
         },
     )
@@ -1222,8 +1416,10 @@ def policy_spec() -> Schema:
         "When to test which backups, and how.",
         {
             "schedule": string(
-                "Cron schedule of the runs (five fields, as in a Kubernetes CronJob), "
-                "e.g. '0 4 * * *'.",
+                "Cron schedule of the runs (five fields or a macro such as @daily, as in a "
+                "Kubernetes CronJob), e.g. '0 4 * * *'. Unset: the policy never runs on its own; "
+                "it only supplies the template for the tests of Velero Schedules and Backups "
+                "that name it (annotation lazarus.io/test-policy).",
                 min_length=1,
                 max_length=100,
             ),
@@ -1239,17 +1435,34 @@ def policy_spec() -> Schema:
                 default="Forbid",
             ),
             "startingDeadlineSeconds": integer(
-                "A run missed by more than this many seconds is skipped.", minimum=0, fmt="int64"
+                "A run missed by more than this many seconds is skipped. After downtime only the "
+                "most recent missed run starts, once. Unset: it starts however late.",
+                minimum=0,
+                fmt="int64",
             ),
             "backupNamespace": backup_reference()["backupNamespace"],
             "backupSelector": backup_selector,
+            "allowClusterWideBackups": boolean(
+                "Also test backups of the whole cluster (no or '*' includedNamespaces) and "
+                "backups that include cluster-scoped resources. Off by default: such backups are "
+                "skipped (with an Event), by cron runs and by Schedule/Backup-triggered tests "
+                "that use this policy.",
+                default=False,
+            ),
+            "testFailedBackups": boolean(
+                "For Schedule/Backup-triggered tests: also create a test for a backup that ended "
+                "Failed (it fails at once with BackupNotCompleted, so the failure shows in the "
+                "test history like any failed test). PartiallyFailed backups are tested when "
+                "template.spec.allowPartiallyFailed is set.",
+                default=False,
+            ),
             "successfulTestsHistoryLimit": integer(
                 "Succeeded tests to keep.", default=3, minimum=0
             ),
             "failedTestsHistoryLimit": integer("Failed tests to keep.", default=1, minimum=0),
             "template": template,
         },
-        required=["schedule", "template"],
+        required=["template"],
     )
 
 

@@ -7,6 +7,7 @@ code so ``main`` can be called from tests without spawning a process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import sys
 from collections.abc import Sequence
@@ -57,6 +58,36 @@ def _cmd_test(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         timeout=args.timeout,
         out=sys.stdout,
+    )
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lazarus.report import parse_since, run_report
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"lazarus report: {exc}", file=sys.stderr)
+        return 2
+    with contextlib.ExitStack() as files:
+        out = sys.stdout if args.output is None else files.enter_context(open(args.output, "w", encoding="utf-8"))
+        return run_report(
+            since=since,
+            output_format=args.format,
+            namespace=args.namespace,
+            velero_namespace=args.velero_namespace,
+            cluster=args.cluster,
+            kubeconfig=args.kubeconfig,
+            out=out,
+            err=sys.stderr,
+        )
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from lazarus.baseline.command import run_baseline
+
+    return run_baseline(
+        args.action, args.source, namespace=args.namespace, kubeconfig=args.kubeconfig, out=sys.stdout, err=sys.stderr
     )
 
 
@@ -119,6 +150,36 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then the default kubeconfig)")
     test.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the result (default: 3600)")
     test.set_defaults(handler=_cmd_test)
+    report = commands.add_parser(
+        "report",
+        help="write evidence that backups are restore-tested (Markdown, HTML or JSON)",
+        description="Read the LazarusRestoreTests kept in the cluster and write, per backup source, how many "
+        "tests ran, the pass rate, RTO and RPO against the objectives, every failure with its reason and each "
+        "test's timestamps. Read-only.",
+    )
+    report.add_argument("--since", default="90d", help="period to report on, e.g. 90d, 12h (default: 90d)")
+    report.add_argument("--format", choices=["markdown", "html", "json"], default="markdown",
+                        help="output format (default: markdown)")  # fmt: skip
+    report.add_argument("--output", "-o", help="file to write (default: standard output)")
+    report.add_argument("--namespace", help="only tests in this namespace (default: all namespaces)")
+    report.add_argument("--velero-namespace", default="velero", help="namespace of Velero's Backups (default: velero)")
+    report.add_argument("--cluster", default="", help="cluster name to print in the report")
+    report.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then the default kubeconfig)")
+    report.set_defaults(handler=_cmd_report)
+    baseline = commands.add_parser(
+        "baseline",
+        help="show or reset the baseline of a backup source",
+        description="Show (as JSON) or reset (delete) the baseline restore tests of SOURCE are compared with: "
+        "the figures of its newest successful test without drift. After a reset the next successful test sets "
+        "a new baseline. Exit status: 0 done, 1 no baseline, 2 error.",
+    )
+    baseline.add_argument("action", choices=["show", "reset"])
+    baseline.add_argument("source", help="the backup source: schedule/<name> or policy/<namespace>/<name>")
+    baseline.add_argument(
+        "--namespace", default="lazarus-system", help="the operator's namespace, where baselines are kept"
+    )
+    baseline.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then the default kubeconfig)")
+    baseline.set_defaults(handler=_cmd_baseline)
     return parser
 
 

@@ -63,6 +63,35 @@ class Settings:
     """Seconds a test may take from start to result; then it fails with reason Timeout."""
     failure_retention: float = 900.0
     """Seconds a failed test's sandbox is kept for debugging when its spec sets no ttl."""
+    cluster_name: str = ""
+    """Name of this cluster in notifications, reports and PagerDuty dedup keys (set it when
+    several clusters notify the same Slack channel or PagerDuty service)."""
+    notifications_secret: str = "lazarus-notifications"
+    """Secret in the operator's namespace with default notification credentials, each key
+    optional: slackWebhookURL, pagerdutyRoutingKey, webhookURL, smtpUsername, smtpPassword."""
+    smtp_host: str = ""
+    """SMTP server for e-mail notifications; empty: e-mail notifications fail saying so."""
+    smtp_port: int = 587
+    """Port of the SMTP server."""
+    smtp_security: str = "starttls"
+    """starttls, tls (implicit TLS, usually port 465) or none (only for a relay on a trusted network)."""
+    smtp_from: str = "lazarus@localhost"
+    """Default sender address of e-mail notifications."""
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    """PagerDuty Events API v2 endpoint (e.g. the EU service region's)."""
+    notification_attempts: int = 3
+    """Attempts per notification: a failed delivery (timeout, 429, 5xx) is retried with backoff."""
+    notification_timeout: float = 10.0
+    """Seconds one notification request may take."""
+    price_cpu_hour: float = 0.04
+    """Price of one CPU core requested for an hour, for test cost estimates (status.cost). The
+    defaults are round figures near large clouds' on-demand list prices; set your own."""
+    price_memory_gib_hour: float = 0.005
+    """Price of one GiB of memory requested for an hour."""
+    price_storage_gib_hour: float = 0.00014
+    """Price of one GiB of persistent volume for an hour (about 0.10 per GiB-month)."""
+    currency: str = "USD"
+    """Label of the prices' currency, shown with every cost (status.cost.currency, metrics, report)."""
     log_level: str = "info"
     """debug, info, warning or error."""
     log_format: str = "auto"
@@ -94,6 +123,12 @@ class Settings:
             raise ValueError("log_format must be auto, json or console")
         if not 0 <= self.metrics_port < 65536:
             raise ValueError("metrics_port must be a port number")
+        if self.smtp_security not in ("starttls", "tls", "none"):
+            raise ValueError("smtp_security must be starttls, tls or none")
+        if self.notification_attempts < 1:
+            raise ValueError("notification_attempts must be at least 1")
+        if min(self.price_cpu_hour, self.price_memory_gib_hour, self.price_storage_gib_hour) < 0:
+            raise ValueError("prices must not be negative")
 
 
 def _parse(name: str, type_name: str, raw: str) -> object:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from lazarus.checks.context import CheckContext, CheckError, Endpoint
-from lazarus.checks.expectations import QueryResult, evaluate
+from lazarus.checks.expectations import QueryResult, evaluate, figures
 from lazarus.checks.results import ERROR, PASSED, SKIPPED, CheckResult, GroupResult, rollup
 
 # The engine modules, imported on first use (see the module docstring).
@@ -291,4 +291,5 @@ def _run_query(
         text = f"query failed: {ctx.scrub(engine.describe(exc))}"
         return CheckResult(name, ERROR, text, ctx.clock() - started), None
     evaluation = evaluate(query, result, ctx.reference_time)
-    return CheckResult(name, evaluation.status, evaluation.text, ctx.clock() - started), evaluation.newest
+    check = CheckResult(name, evaluation.status, evaluation.text, ctx.clock() - started, figures=figures(query, result))
+    return check, evaluation.newest

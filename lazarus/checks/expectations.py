@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lazarus.checks.results import ERROR, FAILED, PASSED
+from lazarus.checks.results import ERROR, FAILED, MAX_NAME_LENGTH, MAX_NAMES, PASSED, QueryFigures
 
 # Rows kept per query for expectedColumns and the single value: a check reads a result to judge
 # it, not to copy a table; beyond this the rows are only counted (and the text says so).
@@ -241,6 +241,23 @@ _CHECKS: tuple[tuple[str, Callable[[Any, QueryResult, datetime], _Outcome]], ...
     ("expectedRecency", _recency),
     ("expectedColumns", _columns),
 )
+
+
+def figures(query: Mapping[str, Any], result: QueryResult) -> QueryFigures:
+    """What ``result`` holds as data (see ``QueryFigures``); never raises."""
+    single: Any = _NO_VALUE
+    if result.value is not _NO_VALUE:
+        single = result.value
+    elif result.row_count == 1 and result.rows and len(result.rows[0]) == 1:
+        single = result.rows[0][0]
+    value = None
+    if isinstance(single, int | float | Decimal) and not isinstance(single, bool) and math.isfinite(float(single)):
+        value = float(single)
+    columns = tuple(c[:MAX_NAME_LENGTH] for c in result.columns) if len(result.columns) <= MAX_NAMES else ()
+    names = None
+    if query.get("expectedColumns") is not None and not result.truncated and result.row_count <= MAX_NAMES:
+        names = tuple(sorted({as_text(row[0])[:MAX_NAME_LENGTH] for row in result.rows if row}))
+    return QueryFigures(rows=result.row_count, value=value, columns=columns, names=names)
 
 
 def evaluate(query: Mapping[str, Any], result: QueryResult, reference_time: datetime) -> Evaluation:

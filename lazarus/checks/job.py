@@ -26,13 +26,16 @@ resumed from the last resourceVersion; an expired one (410) re-reads the Job onc
 Result: ``Passed`` (Complete), ``Failed`` (Failed: its reason, e.g. ``DeadlineExceeded`` or
 ``BackoffLimitExceeded``, and message), ``Error`` (the Job could not be created, vanished, or did
 not finish in time), with the phase of its newest pod. The tail of that pod's log (at most
-``LOG_TAIL_LINES`` lines / ``LOG_TAIL_BYTES`` bytes) is fetched into ``CustomResult.log_tail``,
-never into status (the CRD forbids pod logs there: they may hold secrets); the result text says
-whether logs were available and, if not, why.
+``LOG_TAIL_LINES`` lines / ``LOG_TAIL_BYTES`` bytes) goes into ``CustomResult.log_tail`` (status
+``logTail``), masked like every check text: the values of the Secrets the check's ``env`` reads
+(``valueFrom.secretKeyRef``) and any URI or ``password=`` password. If such a Secret cannot be
+read the tail is withheld rather than shown unmasked. The result text says whether logs were
+available and, if not, why.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -62,9 +65,9 @@ WATCH_READ_SIZE = 64 * 1024
 # A watch that ends sooner than this without an event (a proxy cutting it, say) is resumed only
 # after a pause of the same length, so a misbehaving server cannot turn the wait into a busy loop.
 WATCH_MIN_SECONDS = 1.0
-# The log tail kept for the caller: enough for the error a check prints last.
-LOG_TAIL_LINES = 50
-LOG_TAIL_BYTES = 8 * 1024
+# The log tail kept in status: enough for the error a check prints last, small enough for etcd.
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 4 * 1024
 _JOBS = "/apis/batch/v1/namespaces/{namespace}/jobs"
 _POD_JOB_LABEL = "batch.kubernetes.io/job-name"
 # Anything a Kubernetes API call raises: an error answer, or no answer.
@@ -243,7 +246,41 @@ def _log_tail(ctx: CheckContext, pod: Mapping[str, Any] | None) -> tuple[str | N
         response.close()
         response.release_conn()
     lines = len(tail.splitlines())
-    return tail, f"logs: last {lines} line(s) kept by the operator (not in status: they may hold secrets)"
+    return tail, f"logs: last {lines} line(s) in logTail"
+
+
+def _mask_env_secrets(ctx: CheckContext, pod: Mapping[str, Any], namespace: str) -> None:
+    """Remember for scrubbing the value of every Secret key the check's ``env`` reads.
+
+    Raises ``CheckError`` if one cannot be read: the log tail is then withheld, not shown unmasked.
+    """
+    for var in pod.get("env") or []:
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+        if not ref:
+            continue
+        path = f"/api/v1/namespaces/{namespace}/secrets/{ref['name']}"
+        try:
+            data = ctx.rest.request("GET", path).get("data") or {}
+        except API_ERRORS as exc:
+            raise CheckError(f"Secret {namespace}/{ref['name']} could not be read to mask it ({exc})") from None
+        if ref["key"] in data:
+            value = base64.b64decode(data[ref["key"]]).decode("utf-8", "replace")
+            ctx.remember_secret(value)
+            ctx.remember_secret(value.rstrip("\r\n"))
+
+
+def _masked_log_tail(
+    ctx: CheckContext, pod_spec: Mapping[str, Any], newest: Mapping[str, Any] | None, namespace: str
+) -> tuple[str | None, str]:
+    """The newest pod's log tail with the check's secrets masked (see the module docstring)."""
+    tail, note = _log_tail(ctx, newest)
+    if tail is None:
+        return None, note
+    try:
+        _mask_env_secrets(ctx, pod_spec, namespace)
+    except CheckError as exc:
+        return None, f"logs: withheld ({exc})"
+    return ctx.scrub(tail), note
 
 
 def run_custom_check(ctx: CheckContext, custom: Mapping[str, Any]) -> CustomResult:
@@ -268,7 +305,7 @@ def run_custom_check(ctx: CheckContext, custom: Mapping[str, Any]) -> CustomResu
         if condition is None:
             result.result = f"Job {namespace}/{result.job_name} did not finish in time ({pods})"
             return result
-        result.log_tail, note = _log_tail(ctx, newest)
+        result.log_tail, note = _masked_log_tail(ctx, pod, newest, namespace)
         if condition["type"] == "Complete":
             result.status, verdict = PASSED, "Job completed"
         else:

@@ -33,6 +33,14 @@ _SEVERITY = (FAILED, ERROR, PASSED, SKIPPED)
 # Longest ``result``/``message`` text kept: status is stored in etcd with the object and read by
 # every watcher of tests, so one check must not bloat it; 1 KiB holds any useful diagnosis.
 MAX_TEXT = 1024
+# One line of a log tail in status (a line longer than this is cut, marked).
+MAX_LOG_LINE = 300
+# Most column names and first-column names one query keeps in status (``QueryFigures``): enough
+# for any table's columns or a schema's tables; more would bloat status for little value.
+MAX_NAMES = 200
+# Longest column or first-column name kept (PostgreSQL identifiers are at most 63 bytes, MySQL's
+# 64; a longer first-column value is data, not a name, and is cut).
+MAX_NAME_LENGTH = 128
 
 
 def bounded(text: str, limit: int = MAX_TEXT) -> str:
@@ -51,6 +59,34 @@ def _seconds(value: float) -> float:
     return round(max(value, 0.0), 3)
 
 
+@dataclass(frozen=True)
+class QueryFigures:
+    """A query's result as data, for baselines (``lazarus.baseline``): the texts are for people.
+
+    ``value``: the query's single value when it is a number (``SELECT count(*) ...``, a MongoDB
+    filter's count); ``rows``: every row returned; ``columns``: the result's column names;
+    ``names``: for queries that set ``expectedColumns`` (catalog queries listing columns, tables
+    or collections), every value of the first column — None when there are more than
+    ``MAX_NAMES`` (an incomplete set would make every missing name look removed).
+    """
+
+    rows: int
+    value: float | None = None
+    columns: tuple[str, ...] = ()
+    names: tuple[str, ...] | None = None
+
+    def to_status(self) -> dict[str, Any]:
+        """The fields of a ``checks[]`` status item (empty ones left out)."""
+        item: dict[str, Any] = {"rows": self.rows}
+        if self.value is not None:
+            item["value"] = self.value
+        if self.columns:
+            item["columns"] = list(self.columns)
+        if self.names is not None:
+            item["names"] = list(self.names)
+        return item
+
+
 @dataclass
 class CheckResult:
     """One query or one HTTP endpoint (``status.healthChecks.*.checks[]``)."""
@@ -61,9 +97,11 @@ class CheckResult:
     duration: float = 0.0
     status_code: int | None = None
     """The HTTP status received (HTTP checks only)."""
+    figures: QueryFigures | None = None
+    """What a database query returned, as data (queries that ran only): baselines compare it."""
 
     def to_status(self) -> dict[str, Any]:
-        """The status item (``statusCode`` only when there is one)."""
+        """The status item (``statusCode`` and the figures only when there are some)."""
         item: dict[str, Any] = {
             "name": self.name,
             "status": self.status,
@@ -72,6 +110,8 @@ class CheckResult:
         }
         if self.status_code is not None:
             item["statusCode"] = self.status_code
+        if self.figures is not None:
+            item.update(self.figures.to_status())
         return item
 
 
@@ -112,13 +152,13 @@ class CustomResult:
     pod_phase: str | None = None
     duration: float = 0.0
     log_tail: str | None = None
-    """The bounded tail of the check pod's log, when the cluster could serve it. Never written to
-    status by ``to_status`` (the CRD forbids pod logs there: they may hold secrets); it is here for
-    the caller to decide where it may go."""
+    """The bounded tail of the check pod's log (secrets masked), when the cluster could serve it."""
 
     def to_status(self) -> dict[str, Any]:
-        """The status object; never includes ``log_tail``."""
+        """The status object (``logTail``: the log tail as lines, each bounded)."""
         item: dict[str, Any] = {"status": self.status, "result": bounded(self.result)}
+        if self.log_tail:
+            item["logTail"] = [bounded(line, MAX_LOG_LINE) for line in self.log_tail.splitlines()]
         if self.job_name:
             item["jobName"] = self.job_name
         if self.pod_phase:

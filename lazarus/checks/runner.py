@@ -84,8 +84,6 @@ class HealthCheckReport:
     """One line per check that did not pass (``kind[/name]/check: Status (result)``)."""
     newest_data: datetime | None = None
     """Newest timestamp found by ``expectedRecency`` queries (for RPO); None without one."""
-    custom_log_tail: str | None = None
-    """The custom check pod's log tail, if logs were available (never in ``status``)."""
 
 
 @dataclass
@@ -239,7 +237,6 @@ def _report(status: dict[str, Any], tasks: list[_Task], results: list[Result]) -
     """Assemble ``status.healthChecks`` and the report from the results, in spec order."""
     problems: list[str] = []
     newest: datetime | None = None
-    log_tail: str | None = None
     endpoints: list[CheckResult] = []
     total = 0
     for task, result in zip(tasks, results, strict=True):
@@ -252,7 +249,6 @@ def _report(status: dict[str, Any], tasks: list[_Task], results: list[Result]) -
         elif isinstance(result, CustomResult):
             status["custom"] = result.to_status()
             total += 1
-            log_tail = result.log_tail
             if result.status not in (PASSED, SKIPPED):
                 problems.append(f"custom: {result.status} ({result.result})")
         else:
@@ -270,7 +266,7 @@ def _report(status: dict[str, Any], tasks: list[_Task], results: list[Result]) -
         summary = bounded(f"{len(problems)} of {max(total, len(problems))} health checks did not pass: {named}")
     else:
         summary = f"{total} health checks passed"
-    return HealthCheckReport(status, not problems, summary, problems, newest, log_tail)
+    return HealthCheckReport(status, not problems, summary, problems, newest)
 
 
 def _group_problems(label: str, group: GroupResult) -> list[str]:

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 def controller_factories() -> list[ControllerFactory]:
     """The controllers ``lazarus run`` starts, in start order (imported lazily: they pull in
     the whole runtime)."""
+    from lazarus.controllers.backuptrigger import backup_trigger_controller
+    from lazarus.controllers.policy import policy_controller
     from lazarus.controllers.restoretest import restore_test_controller
 
-    return [restore_test_controller]
+    return [restore_test_controller, backup_trigger_controller, policy_controller]

@@ -8,6 +8,9 @@ compares desired with actual state and acts, idempotently. The outcome decides w
 - ``sync`` raises ``PermanentError``: a user error that retrying cannot fix; ``sync`` must already
   have recorded it (status, event); the key is not requeued;
 - ``sync`` raises anything else: transient; logged and requeued with per-key exponential backoff.
+  A 403 from the API server is retried too (an administrator may fix the RBAC), but it is logged
+  as an error and handed to ``on_forbidden`` (e.g. to record an Event), once per key and message
+  until a sync of that key succeeds: a missing permission is reported, never just retried.
 
 The workqueue guarantees one key is never synced by two workers at once. Workers start only after
 the caches the controller reads have synced, and stop on ``shutdown`` after finishing the key they
@@ -24,6 +27,7 @@ import structlog
 
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import DeletedFinalStateUnknown, object_key
+from lazarus.kube.client import ApiError
 
 log = structlog.get_logger(__name__)
 
@@ -48,12 +52,16 @@ class Controller:
         *,
         workers: int = 2,
         queue: RateLimitingQueue[str] | None = None,
+        on_forbidden: Callable[[str, ApiError], None] | None = None,
     ) -> None:
         self.name = name
         self._sync = sync
         self._workers = workers
         self.queue: RateLimitingQueue[str] = queue if queue is not None else RateLimitingQueue(name)
         self._threads: list[threading.Thread] = []
+        self._on_forbidden = on_forbidden
+        # key → the 403 message last reported for it (a key is synced by one worker at a time).
+        self._forbidden: dict[str, str] = {}
 
     def enqueue(self, obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
         """Event-handler helper: enqueue the object's (or tombstone's) key."""
@@ -89,10 +97,24 @@ class Controller:
             self.queue.forget(key)
         except Exception as exc:  # noqa: BLE001 - any other failure is transient by contract
             retries = self.queue.num_requeues(key)
-            log.warning("sync failed; will retry", controller=self.name, key=key, error=str(exc), retries=retries)
+            if isinstance(exc, ApiError) and exc.status == 403:
+                self._report_forbidden(key, exc, retries)
+            else:
+                log.warning("sync failed; will retry", controller=self.name, key=key, error=str(exc), retries=retries)
             self.queue.add_rate_limited(key)
         else:
+            self._forbidden.pop(key, None)
             self.queue.forget(key)
         finally:
             self.queue.done(key)
         return True
+
+    def _report_forbidden(self, key: str, error: ApiError, retries: int) -> None:
+        log.error("sync forbidden by the API server (RBAC): grant the permission; will retry",
+                  controller=self.name, key=key, error=error.message or str(error), retries=retries)  # fmt: skip
+        if self._on_forbidden is not None and self._forbidden.get(key) != error.message:
+            self._forbidden[key] = error.message
+            try:
+                self._on_forbidden(key, error)
+            except Exception as exc:  # noqa: BLE001 - reporting must never stop the worker
+                log.warning("could not report a forbidden sync", controller=self.name, key=key, error=repr(exc))

@@ -15,6 +15,7 @@ the test ``Failed`` with a reason and is not retried; API errors are raised and 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,8 +24,11 @@ from typing import Any
 
 import structlog
 
+from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline, record_baseline
 from lazarus.checks import run_health_checks
 from lazarus.controllers.base import Controller
+from lazarus.cost import COST_LIMIT_EXCEEDED, GUARD_INTERVAL, CostGuard, measure_cost, prices_of
+from lazarus.cost.quota import sandbox_quota_objects
 from lazarus.informers import (
     BACKUPS,
     DAEMON_SETS,
@@ -40,10 +44,12 @@ from lazarus.informers import (
 )
 from lazarus.kube.client import ApiError, Rest
 from lazarus.kube.conditions import TRUE, get_condition
-from lazarus.kube.events import EventRecorder
+from lazarus.kube.events import NORMAL, WARNING, EventRecorder
 from lazarus.lifecycle import parity, workloads
+from lazarus.lifecycle.cluster_objects import ClusterObjectDeleter, created_cluster_objects
 from lazarus.lifecycle.diagnostics import collect as collect_diagnostics
 from lazarus.lifecycle.durations import parse_duration, parse_time
+from lazarus.lifecycle.retention import kept_until_deleted
 from lazarus.lifecycle.status import (
     ACTIVE_PHASES,
     CHECKING,
@@ -59,6 +65,8 @@ from lazarus.lifecycle.status import (
     StatusWriter,
     now_text,
 )
+from lazarus.metrics import observe_finished_test, observe_test_cost, register_cache_metrics
+from lazarus.notify import send_notifications
 from lazarus.operator import Context
 from lazarus.sandbox import (
     SANDBOX_LABEL,
@@ -72,6 +80,7 @@ from lazarus.sandbox import (
     owned_by,
     owner_labels,
 )
+from lazarus.sources import source_of
 from lazarus.velero.backup_contents import BackupContents, backup_resource_list
 from lazarus.velero.downloads import DownloadError, TargetKind, download_json
 from lazarus.velero.resource_modifiers import resource_modifiers_configmap
@@ -102,8 +111,14 @@ RESTORE_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation"
 CREATED_EXPECTATION = 30.0
 # Seconds after a restore completed that its restored resource list may still be missing.
 PARITY_LIST_GRACE = 60.0
+# A test found finished longer ago than this is not reported again (see _report_finished).
+REPORT_WINDOW = 3600.0
 # At most this many restore error/warning messages are kept in status.
 MAX_MESSAGES = 50
+# Event reason: the API server refused a call of this test's sync (RBAC).
+FORBIDDEN = "Forbidden"
+# A namespace name as Velero reads it literally (no glob characters).
+_LITERAL_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def _owner_key(obj: dict[str, Any]) -> list[str]:
@@ -148,9 +163,20 @@ class RestoreTestReconciler:
                 ("DaemonSets", DAEMON_SETS),
             )
         }
-        self.controller = Controller("restoretest", self.sync, workers=settings.workers)
+        self.controller = Controller(
+            "restoretest", self.sync, workers=settings.workers, on_forbidden=self._report_forbidden
+        )
         self._admission = threading.Lock()
         self._restores_created: dict[str, float] = {}
+        self.cluster_objects = ClusterObjectDeleter(context.rest)
+        self.baselines = BaselineStore(context.rest, settings.namespace)
+        self.prices = prices_of(settings)
+        self.cost_guard = CostGuard(context.rest, self.prices, settings.test_timeout)
+        register_cache_metrics(
+            self.tests.store.list,
+            self.sandboxes.store.list,
+            lambda name: self.backups.store.get_by_key(f"{settings.velero_namespace}/{name}"),
+        )
         self._wire_handlers()
 
     # ----------------------------------------------------------------- event handlers → keys
@@ -194,6 +220,14 @@ class RestoreTestReconciler:
         if sandbox is not None:
             self._enqueue_owner(sandbox)
 
+    def _report_forbidden(self, key: str, error: ApiError) -> None:
+        """A Warning Event on the test: the API server's 403 message names the verb, the resource and
+        the ServiceAccount; the sync is retried with backoff (see ``Controller``)."""
+        test = self.tests.store.get_by_key(key)
+        if test is not None:
+            self.status.event(test, WARNING, FORBIDDEN, f"{error.message or error}; grant it to the operator "
+                              "(README: Install, RBAC) — retrying with backoff")  # fmt: skip
+
     # ----------------------------------------------------------------- sync
 
     def sync(self, key: str) -> None:
@@ -202,25 +236,38 @@ class RestoreTestReconciler:
         self._delete_orphans(key, test)
         if test is None:
             return
+        spec, status = test.get("spec") or {}, test.get("status") or {}
+        with structlog.contextvars.bound_contextvars(
+            test=key, backup=spec.get("backupName"), phase=status.get("phase") or PENDING
+        ):
+            self._advance(key, test)
+
+    def _advance(self, key: str, test: dict[str, Any]) -> None:
         if test["metadata"].get("deletionTimestamp"):
             self._finalize(test)
             return
         if FINALIZER not in (test["metadata"].get("finalizers") or []):
-            self._set_finalizers(test, [*(test["metadata"].get("finalizers") or []), FINALIZER])
-            return
+            # Go on with the object the PATCH returned: waiting for its watch event would add a
+            # round trip to every test's start.
+            test = self._set_finalizers(test, [*(test["metadata"].get("finalizers") or []), FINALIZER])
         phase = (test.get("status") or {}).get("phase") or ""
         if phase in TERMINAL_PHASES:
+            if "notifications" not in test["status"]:
+                test = self._report_finished(test)
             self._clean_up_finished(test)
-        elif (
-            phase not in ("", PENDING) and _elapsed_since(test["status"].get("startTime")) > self.settings.test_timeout
-        ):
-            self.status.fail(test, "Timeout", f"the test did not finish within {self.settings.test_timeout:.0f}s")
-        elif phase == RESTORING:
-            self._restore(test)
-        elif phase == VERIFYING:
-            self._verify(test)
-        elif phase == CHECKING:
-            self._check(test)
+        elif phase in (RESTORING, VERIFYING, CHECKING):
+            left = self.settings.test_timeout - _elapsed_since(test["status"].get("startTime"))
+            if left <= 0:
+                self.status.fail(test, "Timeout", f"the test did not finish within {self.settings.test_timeout:.0f}s")
+                return
+            self.controller.queue.add_after(key, left)  # nothing else may bring the key back in time
+            limit = self.cost_guard.exceeded(test)
+            if limit is not None:
+                self.status.fail(test, "CostLimitExceeded", limit.message, extra={"cost": limit.cost.to_status()})
+                return
+            if ((test["spec"].get("cost") or {}).get("maxCost")) is not None:
+                self.controller.queue.add_after(key, GUARD_INTERVAL)  # the guard looks again
+            {RESTORING: self._restore, VERIFYING: self._verify, CHECKING: self._check}[phase](test)
         else:
             self._admit(test)
 
@@ -266,7 +313,7 @@ class RestoreTestReconciler:
                 self._pending(
                     test,
                     "WaitingForSlot",
-                    f"{active} tests are running (at most {self.settings.max_concurrent_tests} at once)",
+                    f"waiting for a free slot: {active} running, at most {self.settings.max_concurrent_tests} at once",
                 )
                 return
             self._start(test, backup)
@@ -278,30 +325,22 @@ class RestoreTestReconciler:
 
     def _start(self, test: dict[str, Any], backup: dict[str, Any]) -> None:
         spec = test["spec"]
-        try:
-            contents = backup_resource_list(self.rest, spec["backupName"], self.settings.velero_namespace)
-        except DownloadError as exc:
-            if exc.transient:
-                raise  # e.g. Velero restarting: retried with backoff
-            self.status.fail(
-                test,
-                "UnsafeRestore",
-                f"cannot determine the namespaces in backup {spec['backupName']} from its contents: {exc}",
-            )
-            return
+        contents: BackupContents | None = None
+        in_backup = listed_namespaces(backup)
+        if in_backup is None:  # a wildcard or pattern: the backup's contents say which
+            contents = self._backup_contents(test)
+            if contents is None:
+                return
+            in_backup = set(contents.namespaces)
         restore_spec = spec.get("restore") or {}
         included = set(restore_spec.get("includedNamespaces") or []) - {"*"}
         sources = sorted(
             ns
-            for ns in contents.namespaces
+            for ns in in_backup
             if (not included or ns in included) and ns not in set(restore_spec.get("excludedNamespaces") or [])
         )
         if not sources:
-            self.status.fail(
-                test,
-                "NothingToRestore",
-                f"backup {spec['backupName']} holds no namespaced resources in the namespaces this test selects",
-            )
+            self._nothing_to_restore(test)
             return
         sandbox = spec.get("sandbox") or {}
         try:
@@ -314,7 +353,7 @@ class RestoreTestReconciler:
         except ValueError as exc:
             self.status.fail(test, "InvalidSpec", str(exc))
             return
-        restore_name = f"lazarus-{test['metadata']['uid'][:18]}"
+        restore_name = _restore_name(test)
         try:
             self._restore_objects(test, mapping, restore_name)  # fail before creating anything
         except UnsafeRestoreError as exc:
@@ -335,16 +374,30 @@ class RestoreTestReconciler:
                 "startTime": now_text(),
                 "namespaceMapping": mapping,
                 "sandboxNamespaces": sorted(mapping.values()),
-                "restore": {"restoreName": restore_name},
-                "workloads": {"expected": _expected_workloads(contents, mapping, spec)},
-                "parity": {
-                    "expected": parity.expected_counts(contents, sources),
-                    "enforced": not any(
-                        restore_spec.get(k) for k in ("includedResources", "excludedResources", "labelSelector")
-                    ),
-                },
+                "restore": {"restoreName": restore_name, "safety": list(restore_safety(restore_spec).reasons)},
+                **(_expectations(contents, mapping, spec) if contents is not None else {}),
             },
         )
+
+    def _nothing_to_restore(self, test: dict[str, Any]) -> None:
+        self.status.fail(
+            test,
+            "NothingToRestore",
+            f"backup {test['spec']['backupName']} holds no namespaced resources in the namespaces this test selects",
+        )
+
+    def _backup_contents(self, test: dict[str, Any]) -> BackupContents | None:
+        """The backup's resource list; None if the test failed because it cannot be read."""
+        name = test["spec"]["backupName"]
+        try:
+            return backup_resource_list(self.rest, name, self.settings.velero_namespace)
+        except DownloadError as exc:
+            if exc.transient:
+                raise  # e.g. Velero restarting: retried with backoff
+            self.status.fail(
+                test, "UnsafeRestore", f"cannot determine the namespaces in backup {name} from its contents: {exc}"
+            )
+            return None
 
     # ----------------------------------------------------------------- Restoring → Verifying
 
@@ -383,6 +436,17 @@ class RestoreTestReconciler:
                 extra={"restore": details},
             )
             return
+        if "expected" not in (status.get("parity") or {}):
+            # The backup listed its namespaces, so the Restore was created without reading its
+            # contents (the fast path); they are needed now, for parity and the workloads to wait for.
+            contents = self._backup_contents(test)
+            if contents is None:
+                return
+            if not set(contents.namespaces) & set(status["namespaceMapping"]):
+                self._nothing_to_restore(test)
+                return
+            expectations = _expectations(contents, status["namespaceMapping"], test["spec"])
+            test = {**test, "status": {**status, **expectations}}
         checked = self._parity(test, restore)
         if checked.get("missing") and checked.get("enforced"):
             gaps = ", ".join(f"{kind}: {n} of {checked['expected'][kind]}" for kind, n in checked["missing"].items())
@@ -400,6 +464,7 @@ class RestoreTestReconciler:
             extra={
                 "restore": details,
                 "parity": checked,
+                "workloads": test["status"].get("workloads") or {},
                 "verifyStartTime": now_text(),
                 "result": {"resourcesRecovered": recovered, "resourcesFailed": max(total - recovered, 0)},
             },
@@ -415,6 +480,8 @@ class RestoreTestReconciler:
                 f"/apis/networking.k8s.io/v1/namespaces/{sandbox}/networkpolicies",
                 network_policy_body(test, sandbox, self.settings.namespace),
             )
+            for collection, body in sandbox_quota_objects(test, sandbox):
+                self._create(collection, body)
         return True
 
     def _create_namespace(self, test: dict[str, Any], body: dict[str, Any]) -> bool:
@@ -602,7 +669,10 @@ class RestoreTestReconciler:
         rpo = round(max((finished - newest).total_seconds(), 0.0), 3) if newest else None
         result = dict(status.get("result") or {})
         result.update({"success": True, "rto": rto, "rpo": rpo, "message": "restore verified"})
-        extra = {"completionTime": now_text(), "healthChecks": report.status}
+        baseline = compare_with_baseline(
+            self.baselines, test, source_of(test, backup), health_checks=report.status, rto=rto
+        )
+        extra = {"completionTime": now_text(), "healthChecks": report.status, "baseline": baseline.status}
         if not report.passed:
             result.update({"success": False, "message": report.summary})
             self.status.fail(test, "HealthChecksFailed", report.summary, extra={**extra, "result": result})
@@ -617,6 +687,12 @@ class RestoreTestReconciler:
             result.update({"success": False, "message": "; ".join(missed)})
             self.status.fail(test, "ObjectiveMissed", "; ".join(missed), extra={**extra, "result": result})
             return
+        if baseline.fails_test:
+            result.update({"success": False, "message": baseline.message})
+            self.status.fail(test, "BaselineDrift", baseline.message, extra={**extra, "result": result})
+            return
+        if baseline.drifted:
+            self.status.event(test, WARNING, BASELINE_DRIFT, baseline.message)
         self.status.transition(
             test,
             SUCCEEDED,
@@ -626,15 +702,46 @@ class RestoreTestReconciler:
             extra={**extra, "result": result},
         )
 
+    # ----------------------------------------------------------------- reporting
+
+    def _report_finished(self, test: dict[str, Any]) -> dict[str, Any]:
+        """Metrics, an Event on the Backup and the notifications of a test that just finished.
+
+        Done once: ``status.notifications`` (written here, ``[]`` when none are configured) marks
+        it. A crash or a conflict before that write repeats it (a notification may then be sent
+        twice; PagerDuty deduplicates). Tests that finished more than ``REPORT_WINDOW`` ago (e.g.
+        before an upgrade that added this step) are only marked: no flood of stale notifications.
+        """
+        status = test["status"]
+        backup = self.backups.store.get_by_key(f"{self.settings.velero_namespace}/{test['spec']['backupName']}")
+        entries: list[dict[str, Any]] = []
+        written: dict[str, Any] = {}
+        if _elapsed_since(status.get("completionTime")) < REPORT_WINDOW:
+            # Both read the API and may raise: before anything is sent, so a retry repeats nothing.
+            written["cost"] = measure_cost(self.rest, test, self.prices).to_status()
+            written.update(record_baseline(self.baselines, test, source_of(test, backup)))
+            observe_finished_test(test, backup)
+            observe_test_cost(test, backup, written["cost"])
+            if backup is not None:
+                succeeded = status.get("phase") == SUCCEEDED
+                self.status.event(
+                    backup,
+                    NORMAL if succeeded else WARNING,
+                    "RestoreTestSucceeded" if succeeded else "RestoreTestFailed",
+                    f"restore test {object_key(test)}: {status.get('message', '')}"[:1024],
+                )
+            entries = send_notifications(self.rest, test, self.settings, backup)
+        return self.status.patch(test, {**written, "notifications": entries})
+
     # ----------------------------------------------------------------- cleanup
 
     def _cleanup_due_in(self, test: dict[str, Any]) -> float | None:
         """Seconds until the sandbox of a finished test is removed; None: kept until the test is deleted."""
         spec, status = test["spec"], test["status"]
-        cleanup = spec.get("cleanup") or {}
-        failed = status.get("phase") != SUCCEEDED
-        if not cleanup.get("enabled", True) or (failed and cleanup.get("keepOnFailure")):
+        if kept_until_deleted(test):
             return None
+        # A test stopped for its cost is not kept running up more (unless the spec keeps it).
+        failed = status.get("phase") != SUCCEEDED and status.get("reason") != COST_LIMIT_EXCEEDED
         keep = parse_duration(spec["ttl"]) if spec.get("ttl") else (self.settings.failure_retention if failed else 0.0)
         return keep - _elapsed_since(status.get("completionTime"))
 
@@ -647,14 +754,25 @@ class RestoreTestReconciler:
         if due_in > 0:
             self.controller.queue.add_after(object_key(test), due_in)
             return
-        if self._delete_owned(object_key(test), test["metadata"]["uid"]):
+        if self._delete_test_objects(test):
             self.status.set_condition(
                 test, CLEANUP_COMPLETED, TRUE, "CleanupCompleted", "sandbox namespaces and the Velero restore removed"
             )
 
     def _finalize(self, test: dict[str, Any]) -> None:
-        if self._delete_owned(object_key(test), test["metadata"]["uid"]):
+        if self._delete_test_objects(test):
             self._set_finalizers(test, [f for f in test["metadata"].get("finalizers") or [] if f != FINALIZER])
+
+    def _delete_test_objects(self, test: dict[str, Any]) -> bool:
+        """``_delete_owned`` for ``test``; True once all of it is gone.
+
+        The resource-modifier ConfigMap is found through its Restore; if the Restore was never seen
+        to finish (e.g. its creation was refused after the ConfigMap's), the ConfigMap is deleted
+        by its name too, so it cannot be left behind.
+        """
+        if not ((test.get("status") or {}).get("restore") or {}).get("veleroPhase"):
+            self._delete(f"/api/v1/namespaces/{self.settings.velero_namespace}/configmaps/{_restore_name(test)}")
+        return self._delete_owned(object_key(test), test["metadata"]["uid"])
 
     def _delete_orphans(self, key: str, test: dict[str, Any] | None) -> None:
         """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID.
@@ -687,9 +805,27 @@ class RestoreTestReconciler:
                     continue
                 self._delete(f"/api/v1/namespaces/{name}")
             else:
+                self._delete_restored_cluster_objects(obj)
                 self._delete(f"/apis/velero.io/v1/namespaces/{velero}/restores/{name}")
                 self._delete(f"/api/v1/namespaces/{velero}/configmaps/{name}")
         return not remaining
+
+    def _delete_restored_cluster_objects(self, restore: dict[str, Any]) -> None:
+        """Delete the cluster-scoped objects ``restore`` created (before the Restore itself: its
+        restored resource list is what names them). See ``lazarus.lifecycle.cluster_objects``."""
+        if (restore.get("spec") or {}).get("includeClusterResources") is not True:
+            return
+        name = restore["metadata"]["name"]
+        try:
+            listed = download_json(self.rest, TargetKind.RESTORE_RESOURCE_LIST, name, self.settings.velero_namespace)
+        except DownloadError as exc:
+            if exc.transient:
+                raise
+            log.warning("cannot list the cluster-scoped objects of a restore; find any left with the label "
+                        f"velero.io/restore-name={name}", restore=name, error=str(exc))  # fmt: skip
+            return
+        for obj in created_cluster_objects(listed or {}):
+            self.cluster_objects.delete(obj, name)
 
     def _delete(self, path: str) -> None:
         try:
@@ -698,11 +834,44 @@ class RestoreTestReconciler:
             if not exc.not_found:
                 raise
 
-    def _set_finalizers(self, test: dict[str, Any], finalizers: list[str]) -> None:
+    def _set_finalizers(self, test: dict[str, Any], finalizers: list[str]) -> dict[str, Any]:
+        """PATCH the finalizers (409 if ``test`` is stale); the updated test."""
         metadata = test["metadata"]
         path = f"{LAZARUS_RESTORE_TESTS.collection_path(metadata['namespace'])}/{metadata['name']}"
         body = {"metadata": {"resourceVersion": metadata["resourceVersion"], "finalizers": finalizers}}
-        self.rest.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+        return self.rest.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+
+def _restore_name(test: dict[str, Any]) -> str:
+    """The deterministic name of the test's Velero Restore (and its resource-modifier ConfigMap)."""
+    return f"lazarus-{test['metadata']['uid'][:18]}"
+
+
+def listed_namespaces(backup: dict[str, Any]) -> set[str] | None:
+    """The namespaces a backup's spec names literally; None when only its contents can tell.
+
+    Velero backs up ``includedNamespaces`` minus ``excludedNamespaces``; a ``*``, a glob pattern
+    or an empty list (all namespaces) leaves the set open.
+    """
+    spec = backup.get("spec") or {}
+    included = spec.get("includedNamespaces") or []
+    if not included or not all(_LITERAL_NAMESPACE.fullmatch(ns) for ns in included):
+        return None
+    return set(included) - set(spec.get("excludedNamespaces") or [])
+
+
+def _expectations(contents: BackupContents, mapping: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    """The status the backup's contents decide: workloads to wait for and per-kind parity."""
+    restore_spec = spec.get("restore") or {}
+    return {
+        "workloads": {"expected": _expected_workloads(contents, mapping, spec)},
+        "parity": {
+            "expected": parity.expected_counts(contents, list(mapping)),
+            "enforced": not any(
+                restore_spec.get(k) for k in ("includedResources", "excludedResources", "labelSelector")
+            ),
+        },
+    }
 
 
 def _expected_workloads(contents: BackupContents, mapping: dict[str, str], spec: dict[str, Any]) -> int:

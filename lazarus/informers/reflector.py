@@ -39,6 +39,7 @@ import threading
 from typing import Protocol
 
 import structlog
+from prometheus_client import Counter
 
 from lazarus.clock import Clock, RealClock
 from lazarus.informers.backoff import Backoff
@@ -48,6 +49,14 @@ from lazarus.informers.transport import CONNECTION_ERRORS, ApiError, ListerWatch
 __all__ = ["MIN_WATCH_DURATION", "MIN_WATCH_TIMEOUT", "PAGE_SIZE", "Reflector", "ReflectorSink", "WatchEndedTooSoon"]
 
 log = structlog.get_logger(__name__)
+
+# Informer health, per resource (a handful of resources: bounded labels). A relist after startup,
+# or errors that keep growing, mean a cache that falls behind.
+LISTS = Counter("lazarus_informer_lists_total", "Complete LISTs of a resource by its informers.", ["resource"])
+WATCH_EVENTS = Counter(
+    "lazarus_informer_watch_events_total", "Watch events received by informers.", ["resource", "type"]
+)
+ERRORS = Counter("lazarus_informer_errors_total", "Failed lists and watches of informers (retried).", ["resource"])
 
 # client-go's page size: big enough that 10,000 objects take 20 requests, small enough that one
 # page is a modest response for the API server and etcd.
@@ -115,6 +124,7 @@ class Reflector:
         self._min_watch_timeout = min_watch_timeout
         self._backoff = Backoff(self._clock, rng=self._rng)
         self._log = log.bind(query=str(query))
+        self._metric_resource = f"{query.resource.plural}.{query.resource.group}".rstrip(".")
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._synced = threading.Event()
@@ -187,6 +197,7 @@ class Reflector:
                 break
             token = page.continue_token
         self._sink.replace(items, page.resource_version)
+        LISTS.labels(self._metric_resource).inc()
         self._resource_version = page.resource_version
         self._last_success = self._clock.now()
         self._synced.set()
@@ -217,6 +228,7 @@ class Reflector:
         self._log.debug("watch ended", events=events, resource_version=self._resource_version)
 
     def _handle(self, event: WatchEvent) -> None:
+        WATCH_EVENTS.labels(self._metric_resource, event.type).inc()
         if event.type == "ERROR":
             raise ApiError.from_status(event.object)
         if event.type == "ADDED":
@@ -248,7 +260,8 @@ class Reflector:
         return isinstance(error, ApiError) and (error.expired or not error.transient)
 
     def _delay_after(self, error: Exception, relist: bool) -> float:
-        """Log ``error`` and return how long to wait before trying again."""
+        """Log and count ``error``; return how long to wait before trying again."""
+        ERRORS.labels(self._metric_resource).inc()
         if isinstance(error, ApiError) and error.expired:
             self._expired_in_a_row += 1
             if self._expired_in_a_row == 1:

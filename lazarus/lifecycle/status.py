@@ -21,6 +21,25 @@ PENDING, RESTORING, VERIFYING, CHECKING = "Pending", "Restoring", "Verifying", "
 SUCCEEDED, FAILED = "Succeeded", "Failed"
 ACTIVE_PHASES = (RESTORING, VERIFYING, CHECKING)
 TERMINAL_PHASES = (SUCCEEDED, FAILED)
+# Every reason a test can fail with (``StatusWriter.fail``): a closed set, so metrics can create
+# their per-reason series at 0 before the first failure (a unit test holds the controller to it).
+FAILURE_REASONS = (
+    "BackupNotFound",
+    "BackupNotCompleted",
+    "BackupExpired",
+    "InvalidSpec",
+    "UnsafeRestore",
+    "NothingToRestore",
+    "RestoreFailed",
+    "RestorePartiallyFailed",
+    "ResourcesMissing",
+    "WorkloadsNotReady",
+    "HealthChecksFailed",
+    "ObjectiveMissed",
+    "BaselineDrift",
+    "CostLimitExceeded",
+    "Timeout",
+)
 
 # Condition types.
 RESTORE_COMPLETED = "RestoreCompleted"

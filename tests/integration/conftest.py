@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from tests.integration.install import apply, kubectl, overlay_additions
 from tests.integration.kube import unique_name, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +97,14 @@ def lazarus_crds(api_client: client.ApiClient) -> list[str]:
         wait_until(f"CRD {name} to be Established", established, timeout=30)
         names.append(name)
     return names
+
+
+@pytest.fixture
+def cluster_resources_grant() -> Iterator[None]:
+    """The opt-in RBAC of manifests/overlays/cluster-resources (deleting restored cluster-scoped
+    objects), for the test's duration."""
+    objects = overlay_additions(ROOT / "manifests" / "overlays" / "cluster-resources")
+    apply(objects)
+    yield
+    for obj in objects:
+        kubectl("delete", obj["kind"], obj["metadata"]["name"], "--ignore-not-found")

@@ -1,8 +1,7 @@
-"""Run ``lazarus run`` as a real process for integration tests."""
+"""Run ``lazarus run`` as a real process for integration tests, as the install's ServiceAccount."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from tests.integration.install import operator_kubeconfig
 from tests.integration.kube import wait_until
 
 
@@ -52,12 +52,17 @@ class OperatorProcess:
         self.process.wait(10)
 
 
-def start_operator(identity: str, log_dir: Path, *args: str) -> OperatorProcess:
-    """Start ``lazarus run`` with ``args`` and wait until it answers /healthz."""
+def start_operator(identity: str, log_dir: Path, *args: str, kubeconfig: str | None = None) -> OperatorProcess:
+    """Start ``lazarus run`` with ``args`` and wait until it answers /healthz.
+
+    It authenticates as the ServiceAccount of ``manifests/base`` with only the RBAC granted there
+    (``tests.integration.install``), unless ``kubeconfig`` names another identity.
+    """
     port = free_port()
     log = log_dir / f"{identity}.log"
+    kubeconfig = kubeconfig or operator_kubeconfig(args)
     command = [
-        sys.executable, "-m", "lazarus", "run", "--kubeconfig", os.environ["KUBECONFIG"], "--identity", identity,
+        sys.executable, "-m", "lazarus", "run", "--kubeconfig", kubeconfig, "--identity", identity,
         "--metrics-address", "127.0.0.1", "--metrics-port", str(port), "--log-format", "json", *args,
     ]  # fmt: skip
     with log.open("wb") as out:

@@ -249,6 +249,15 @@ def test_every_expectation_passes(engine: Engine, databases: dict[str, dict[str,
     results = {c["name"]: c["result"] for c in group["checks"]}
     assert results["count"].endswith("5 (within range 1-10)")
     assert results["newest"].startswith(f"Newest: {NEWEST.isoformat()} (3600s before the backup")
+    # The same results as data, for baselines (lazarus.checks.results.QueryFigures).
+    figures = {c["name"]: c for c in group["checks"]}
+    mongo = engine.key == "MONGO"
+    assert (figures["count"]["value"], figures["count"]["rows"]) == (5, 5 if mongo else 1)
+    assert figures["rows"]["rows"] == 3
+    assert set(figures["columns"]["names"]) == ({"paid", "open"} if mongo else {"id", "status", "amount", "created_at"})
+    assert "names" not in figures["count"] and "value" not in figures["value"]  # text is not a value
+    if not mongo:
+        assert figures["count"]["columns"] == ["total"]
 
 
 def test_every_expectation_fails(engine: Engine, databases: dict[str, dict[str, str]], sandbox: Sandbox) -> None:

@@ -16,6 +16,7 @@ from kubernetes import client
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import create_velero_object, unique_name, wait_until, wait_velero_phase
 from tests.integration.operator_process import OperatorProcess, start_operator
+from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -24,19 +25,23 @@ GROUP, VERSION, PLURAL = "lazarus.io", "v1alpha1", "lazarusrestoretests"
 FAILURE_RETENTION = 3
 
 
-@pytest.fixture(scope="module")
-def operator(lazarus_crds: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """One operator for the module (leader election off: it is the only replica)."""
+def lifecycle_operator(
+    identity: str, tmp_path_factory: pytest.TempPathFactory, *flags: str
+) -> Iterator[OperatorProcess]:
+    """A ready ``lazarus run`` (leader election off: the only replica; short failure retention)."""
     process = start_operator(
-        "lifecycle",
-        tmp_path_factory.mktemp("operator"),
-        "--no-leader-elect",
-        "--failure-retention",
-        str(FAILURE_RETENTION),
-    )
+        identity, tmp_path_factory.mktemp("operator"), "--no-leader-elect",
+        "--failure-retention", str(FAILURE_RETENTION), *flags,
+    )  # fmt: skip
     wait_until("operator readiness", lambda: process.get("/readyz").status_code == 200, timeout=60)
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def operator(lazarus_crds: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """One operator for the module."""
+    yield from lifecycle_operator("lifecycle", tmp_path_factory)
 
 
 def _snapshot(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str) -> dict[str, str]:
@@ -122,6 +127,22 @@ def _create_test(custom: client.CustomObjectsApi, namespace: str, backup: str, *
     return name
 
 
+def _test_of_fresh_backup(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    production: dict[str, Any],
+    namespace: str,
+    **spec: Any,
+) -> tuple[str, dict[str, Any]]:
+    """Back up production (Completed), note its state, run a test of that backup to its end."""
+    backup = _backup(custom, production["namespace"])
+    assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
+    production["before"] = _snapshot(core, apps, production["namespace"])
+    name = _create_test(custom, namespace, backup, **spec)
+    return backup, _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+
+
 def _get_test(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any] | None:
     try:
         obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
@@ -165,17 +186,14 @@ def test_happy_path_restores_verifies_measures_and_cleans_up(
     namespace: str,
 ) -> None:
     source = production["namespace"]
-    backup = _backup(custom, source)
-    assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
-    production["before"] = _snapshot(core, apps, source)
-
-    name = _create_test(custom, namespace, backup)
-    test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+    _, test = _test_of_fresh_backup(custom, core, apps, production, namespace)
+    name = test["metadata"]["name"]
     status = test["status"]
     assert status["phase"] == "Succeeded", status
     sandbox = status["namespaceMapping"][source]
     assert sandbox.startswith("lazarus-sbx-") and sandbox != source
     assert status["restore"]["veleroPhase"] == "Completed"
+    assert "cluster-scoped resources are not restored (not allowed by the test)" in status["restore"]["safety"]
     assert status["result"]["success"] is True
     assert status["result"]["rto"] > 0 and status["result"]["rpo"] > 0
     assert status["result"]["resourcesRecovered"] > 0
@@ -195,6 +213,52 @@ def test_happy_path_restores_verifies_measures_and_cleans_up(
     wait_until("the Velero restore to be deleted", lambda: not _restores_of(custom, test["metadata"]["uid"]))
     events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
     assert {"RestoreCreated", "RestoreCompleted", "WorkloadsReady", "Succeeded"} <= {e.reason for e in events}
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    server = HttpReceiver()
+    yield server
+    server.close()
+
+
+def test_a_finished_test_is_reported_once_by_metrics_events_and_its_notifications(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    production: dict[str, Any],
+    receiver: HttpReceiver,
+    namespace: str,
+) -> None:
+    url = receiver.url("/hooks/restore-tests?token=s3cr3t-hook-token")
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="hooks"), string_data={"url": url})
+    )
+    backup = _backup(custom, production["namespace"])
+    wait_velero_phase(custom, "backups", backup)
+    webhook = {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}
+    name = _create_test(custom, namespace, backup, notifications={"onSuccess": webhook, "onFailure": webhook})
+    test = wait_until(
+        "the notifications to be recorded",
+        lambda: (t := _get_test(custom, namespace, name)) and "notifications" in t.get("status", {}) and t,
+        timeout=120,
+    )
+    assert test["status"]["phase"] == "Succeeded", test["status"]
+    [entry] = test["status"]["notifications"]
+    assert (entry["type"], entry["event"], entry["status"], entry["attempts"]) == ("webhook", "onSuccess", "Sent", 1)
+    assert "s3cr3t" not in json.dumps(test["status"])
+    [request] = receiver.requests
+    assert request.path == "/hooks/restore-tests?token=s3cr3t-hook-token"
+    assert request.body["test"] == {"namespace": namespace, "name": name}
+    assert (request.body["backup"], request.body["success"], request.body["event"]) == (backup, True, "onSuccess")
+
+    metrics = operator.get("/metrics").text
+    assert 'lazarus_test_success_total{source="manual"}' in metrics
+    events = core.list_namespaced_event("velero", field_selector=f"involvedObject.name={backup}").items
+    assert [e.reason for e in events] == ["RestoreTestSucceeded"]
+    # Cleanup and later syncs do not report it again.
+    wait_until("cleanup", lambda: _condition(_get_test(custom, namespace, name) or {"status": {}}, "CleanupCompleted"))
+    assert len(receiver.requests) == 1
 
 
 def test_missing_backup_fails_without_creating_anything(
@@ -265,6 +329,122 @@ def test_deleting_a_test_mid_run_cleans_everything_up(
     assert _gone(core, [sandbox]) or core.read_namespace(sandbox).metadata.deletion_timestamp
     wait_until("the sandbox to be deleted", lambda: _gone(core, [sandbox]), timeout=120)
     assert not _restores_of(custom, uid)
+
+
+REFUSED_LABEL = "lazarus-test/refused"
+
+
+def _refused_config_map(name: str) -> client.V1ConfigMap:
+    return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels={REFUSED_LABEL: "true"}))
+
+
+@pytest.fixture
+def refusing_admission_policy(
+    api_client: client.ApiClient, core: client.CoreV1Api, production: dict[str, Any]
+) -> Iterator[str]:
+    """Production holds the ConfigMap ``pinned``, and from then on a ValidatingAdmissionPolicy
+    refuses to create ConfigMaps labelled like it: a cluster whose policies reject some restored
+    objects (Velero then ends ``PartiallyFailed``). Removes the policy afterwards."""
+    core.create_namespaced_config_map(production["namespace"], _refused_config_map("pinned"))
+    name = unique_name("refuse")
+    admission = client.AdmissionregistrationV1Api(api_client)
+    rules = [client.V1NamedRuleWithOperations(api_groups=[""], api_versions=["v1"], operations=["CREATE"],
+                                              resources=["configmaps"])]  # fmt: skip
+    admission.create_validating_admission_policy(
+        client.V1ValidatingAdmissionPolicy(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ValidatingAdmissionPolicySpec(
+                failure_policy="Fail",
+                match_constraints=client.V1MatchResources(
+                    resource_rules=rules,
+                    object_selector=client.V1LabelSelector(match_labels={REFUSED_LABEL: "true"}),
+                ),
+                validations=[client.V1Validation(expression="false", message="refused by the cluster's policy")],
+            ),
+        )
+    )
+    admission.create_validating_admission_policy_binding(
+        client.V1ValidatingAdmissionPolicyBinding(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ValidatingAdmissionPolicyBindingSpec(policy_name=name, validation_actions=["Deny"]),
+        )
+    )
+
+    def enforced() -> bool:  # the API server loads policies asynchronously
+        try:
+            core.create_namespaced_config_map(production["namespace"], _refused_config_map("probe"), dry_run="All")
+        except client.ApiException as exc:
+            return exc.status in (403, 422)
+        return False
+
+    wait_until("the admission policy to be enforced", enforced)
+    yield name
+    admission.delete_validating_admission_policy_binding(name)
+    admission.delete_validating_admission_policy(name)
+
+
+def test_a_partially_failed_restore_fails_the_test_with_velero_s_errors(
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    custom: client.CustomObjectsApi,
+    production: dict[str, Any],
+    refusing_admission_policy: str,
+    namespace: str,
+) -> None:
+    source = production["namespace"]
+    _, test = _test_of_fresh_backup(custom, core, apps, production, namespace)
+    status = test["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "RestorePartiallyFailed"), status
+    assert status["restore"]["veleroPhase"] == "PartiallyFailed" and status["restore"]["errors"] >= 1
+    refused = [m for m in status["restore"]["errorMessages"] if "pinned" in m]
+    assert refused and "refused by the cluster's policy" in refused[0], status["restore"]["errorMessages"]
+    assert "refused by the cluster's policy" in status["message"]
+    assert _condition(test, "RestoreCompleted") == "False"
+    sandbox = status["namespaceMapping"][source]
+    wait_until("the sandbox to be removed", lambda: _gone(core, [sandbox]), timeout=FAILURE_RETENTION + 120)
+
+
+def test_cluster_scoped_objects_the_restore_created_are_deleted_and_existing_ones_kept(
+    operator: OperatorProcess,
+    cluster_resources_grant: None,
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    api_client: client.ApiClient,
+    production: dict[str, Any],
+    namespace: str,
+) -> None:
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    lost, kept = unique_name("lost-role"), unique_name("kept-role")
+    for role in (lost, kept):
+        rbac.create_cluster_role(client.V1ClusterRole(metadata=client.V1ObjectMeta(name=role)))
+    try:
+        backup = _backup(custom, production["namespace"], includedClusterScopedResources=["clusterroles"])
+        assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
+        rbac.delete_cluster_role(lost)  # lost after the backup: the restore brings it back
+
+        name = _create_test(custom, namespace, backup, restore={"includeClusterResources": True},
+                            cleanup={"enabled": False})  # fmt: skip
+        test = _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
+        assert test["status"]["phase"] == "Succeeded", test["status"]
+        restore_name = test["status"]["restore"]["restoreName"]
+        assert any("persistent volumes are not restored" in r for r in test["status"]["restore"]["safety"])
+        assert rbac.read_cluster_role(lost).metadata.labels["velero.io/restore-name"] == restore_name
+        assert "velero.io/restore-name" not in (rbac.read_cluster_role(kept).metadata.labels or {})
+
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        wait_until("the test to be cleaned up and gone", lambda: _get_test(custom, namespace, name) is None,
+                   timeout=120)  # fmt: skip
+        wait_until("the restored ClusterRole to be deleted",
+                   lambda: lost not in {r.metadata.name for r in rbac.list_cluster_role().items})  # fmt: skip
+        assert rbac.read_cluster_role(kept).metadata.name == kept  # production's own object stays
+    finally:
+        for role in (lost, kept):
+            try:
+                rbac.delete_cluster_role(role)
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
 
 
 def test_side_effects_are_neutralised(

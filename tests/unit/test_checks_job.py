@@ -63,23 +63,49 @@ def test_job_body() -> None:
     assert with_account["serviceAccountName"] == "checker" and "automountServiceAccountToken" not in with_account
 
 
-def test_a_completed_job_passes_and_its_logs_stay_out_of_status() -> None:
-    rest = FakeRest()
+def completed_job_with_log(rest: FakeRest, log: bytes) -> None:
     rest.streams[JOBS] = [FakeResponse([watch_line("MODIFIED", job_state(COMPLETE, succeeded=1))])]
     rest.add(f"/api/v1/namespaces/{SANDBOX}/pods", {"items": [
         {"metadata": {"name": "p1", "namespace": SANDBOX, "creationTimestamp": "2026-01-01T00:00:00Z"},
          "status": {"phase": "Succeeded"}},
     ]})  # fmt: skip
-    rest.streams[f"/api/v1/namespaces/{SANDBOX}/pods/p1/log"] = [FakeResponse([b"checked 5 tables\npassword=x\n"])]
+    rest.streams[f"/api/v1/namespaces/{SANDBOX}/pods/p1/log"] = [FakeResponse([log])]
+
+
+def test_a_completed_job_passes_with_its_log_tail_masked_in_status() -> None:
+    rest = FakeRest()
+    completed_job_with_log(rest, b"checked 5 tables\npassword=hunter22\n" + b"x" * 400 + b"\n")
     result = run_custom_check(make_context(rest), {"pod": POD})
     assert (result.status, result.pod_phase, result.job_name) == (PASSED, "Succeeded", NAME)
-    assert result.result == (
-        "Job completed; 1 succeeded, 0 failed pod(s); logs: last 2 line(s) kept by the operator "
-        "(not in status: they may hold secrets)"
-    )
-    assert result.log_tail == "checked 5 tables\npassword=x\n"
-    assert "password" not in str(result.to_status())
+    assert result.result == "Job completed; 1 succeeded, 0 failed pod(s); logs: last 3 line(s) in logTail"
+    tail = result.to_status()["logTail"]
+    assert tail[:2] == ["checked 5 tables", "password=***"]
+    assert len(tail[2]) == 300 and tail[2].endswith("…(truncated)")
+    assert "hunter22" not in str(result.to_status())
     assert [m for m, p in rest.requests if p == JOBS] == ["POST", "GET"]  # create, then one watch
+
+
+def test_values_of_secrets_the_env_reads_are_masked_in_the_log_tail() -> None:
+    rest = FakeRest()
+    completed_job_with_log(rest, b"connecting with token s3cr3t-token\n")
+    rest.add_secret(SANDBOX, "api", {"token": "s3cr3t-token\n"})
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}]
+    result = run_custom_check(make_context(rest), {"pod": {**POD, "env": env}})
+    assert result.to_status()["logTail"] == ["connecting with token ***"]
+    job = next(body for body in rest.posted if body["kind"] == "Job")
+    assert {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}} in (
+        job["spec"]["template"]["spec"]["containers"][0]["env"]
+    )
+
+
+def test_the_log_tail_is_withheld_when_a_secret_to_mask_cannot_be_read() -> None:
+    rest = FakeRest()
+    completed_job_with_log(rest, b"token s3cr3t-token\n")
+    # The Secret "api" does not exist (404): the values to mask are unknown.
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}]
+    result = run_custom_check(make_context(rest), {"pod": {**POD, "env": env}})
+    assert result.status == PASSED and "logTail" not in result.to_status()
+    assert "logs: withheld (Secret" in result.result and "s3cr3t" not in result.result
 
 
 def test_a_failed_job_fails_with_its_reason_and_a_note_on_missing_logs() -> None:

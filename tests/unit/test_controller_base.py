@@ -6,6 +6,7 @@ from lazarus.clock import FakeClock
 from lazarus.controllers.base import Controller, PermanentError, split_key
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import object_key
+from lazarus.kube.client import ApiError
 
 
 def _controller(sync: object) -> tuple[Controller, FakeClock]:
@@ -71,3 +72,28 @@ def test_shutdown_stops_workers() -> None:
     controller.queue.add("ns/a")
     controller.shutdown(timeout=5)
     assert all(not t.is_alive() for t in controller._threads)
+
+
+def test_forbidden_is_reported_once_per_message_and_retried() -> None:
+    """A 403 is handed to on_forbidden (once per key and message until a success), and retried."""
+    denied = "restores.velero.io is forbidden: User \"system:serviceaccount:lazarus-system:lazarus\" cannot create"
+    forbidden = ApiError(403, "Forbidden", denied)
+    outcomes: list[Exception | None] = [forbidden, forbidden, None, forbidden]
+    reported: list[tuple[str, str]] = []
+
+    def sync(key: str) -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    clock = FakeClock()
+    controller = Controller(
+        "test", sync, queue=RateLimitingQueue(clock=clock), on_forbidden=lambda k, e: reported.append((k, e.message))
+    )
+    controller.queue.add("ns/a")
+    for _ in range(4):
+        clock.step(1.0)
+        assert controller.process_next_item()
+        controller.queue.add("ns/a")
+    assert reported == [("ns/a", denied), ("ns/a", denied)]  # again after the success in between
+    assert controller.queue.num_requeues("ns/a") == 1

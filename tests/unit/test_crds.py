@@ -339,7 +339,7 @@ def test_restore_test_columns() -> None:
 
 def test_required_fields() -> None:
     assert node_at("LazarusRestoreTest", "spec")["required"] == ["backupName"]
-    assert node_at("BackupTestPolicy", "spec")["required"] == ["schedule", "template"]
+    assert node_at("BackupTestPolicy", "spec")["required"] == ["template"]
     assert "required" not in node_at("BackupTestPolicy", "spec.template.spec")
     for kind in KINDS:
         assert "required" not in node_at(kind, "status")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from lazarus.clock import FakeClock
 from lazarus.informers import (
@@ -786,3 +787,20 @@ def test_factory_wait_for_cache_sync_times_out() -> None:
         assert factory.wait_for_cache_sync(0.05) is False
     finally:
         factory.stop()
+
+
+def test_reflector_counts_lists_watch_events_and_errors() -> None:
+    def counted() -> tuple[float, float, float]:
+        sample = REGISTRY.get_sample_value
+        return (
+            sample("lazarus_informer_lists_total", {"resource": "configmaps"}) or 0.0,
+            sample("lazarus_informer_watch_events_total", {"resource": "configmaps", "type": "ADDED"}) or 0.0,
+            sample("lazarus_informer_errors_total", {"resource": "configmaps"}) or 0.0,
+        )
+
+    before = counted()
+    lw = ScriptedListerWatcher(
+        [ListPage([], "10", None), ListPage([], "30", None)], [[event("ADDED", cm("c", "11")), gone_event()]]
+    )
+    run_reflector(lw)
+    assert tuple(after - b for after, b in zip(counted(), before, strict=True)) == (2, 1, 1)
