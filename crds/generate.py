@@ -970,7 +970,8 @@ def cost_settings() -> Schema:
         {
             "maxCost": number(
                 "Stop the test (reason CostLimitExceeded) when its sandbox has cost more than "
-                "this, or would if what it holds now ran until the test's timeouts end; in the "
+                "this, or would if what it holds (or its restored workloads request) ran until the "
+                "test's timeouts end; in the "
                 "currency of the operator's prices (status.cost.currency).",
                 minimum=0,
             ),
@@ -998,10 +999,19 @@ def baseline_settings() -> Schema:
             "enabled": boolean("Compare with the baseline, and record one.", default=True),
             "maxDropFraction": number(
                 "A query's value or row count, or a kind's item count, that dropped by more "
-                "than this fraction of the baseline's is drift.",
+                "than this fraction of the baseline's is drift (of the highest the last "
+                "`history` good tests had: a loss spread over several tests adds up).",
                 minimum=0,
                 maximum=1,
                 default=0.2,
+            ),
+            "history": integer(
+                "How many of the source's newest good tests a drop is measured against (the "
+                "highest figure among them); 1 compares with the newest only. Columns, names, "
+                "kinds gone and RTO are always compared with the newest.",
+                minimum=1,
+                maximum=20,
+                default=5,
             ),
             "maxRtoGrowthFactor": number(
                 "An RTO above this many times the baseline's (and at least 30 s longer) is drift.",

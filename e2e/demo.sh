@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the local test bed: back up an application with Velero, prove the
-# backup restores (sandbox, workloads, a real PostgreSQL check, RTO/RPO), then show how a failing
-# expectation reads. Everything it starts is stopped at the end (LAZARUS_DEMO_KEEP=1 keeps the
+# backup restores (sandbox, workloads, a real PostgreSQL check, RTO/RPO, cost), show how a failing
+# expectation reads, then lose 40 % of the data and show the next backup caught against the
+# baseline the first test left. Everything it starts is stopped at the end (LAZARUS_DEMO_KEEP=1 keeps the
 # test bed and the operator running to look around).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -46,16 +47,21 @@ sed "s#@CONNECTION_STRING@#$connection#" "$here/demo/shop.yaml" | kubectl apply 
 kubectl -n shop rollout status deployment/web --timeout 120s >/dev/null
 kubectl -n shop get deployment,configmap,secret,service --no-headers 2>/dev/null | grep -v kube-root | sed 's/^/   /'
 
-backup="shop-$(date +%Y%m%d-%H%M%S)"
-step "Velero backup $backup"
-kubectl apply -f - >/dev/null <<YAML
+# back_up NAME: a Velero Backup of namespace shop, waited for until Completed.
+back_up() {
+  kubectl apply -f - >/dev/null <<YAML
 apiVersion: velero.io/v1
 kind: Backup
-metadata: {name: $backup, namespace: velero}
+metadata: {name: $1, namespace: velero}
 spec: {includedNamespaces: [shop], ttl: 24h0m0s}
 YAML
-kubectl -n velero wait --for=jsonpath='{.status.phase}'=Completed "backup/$backup" --timeout 180s >/dev/null
-echo "   $(kubectl -n velero get backup "$backup" -o jsonpath='{.status.phase}: {.status.progress.itemsBackedUp} items')"
+  kubectl -n velero wait --for=jsonpath='{.status.phase}'=Completed "backup/$1" --timeout 180s >/dev/null
+  echo "   $(kubectl -n velero get backup "$1" -o jsonpath='{.status.phase}: {.status.progress.itemsBackedUp} items')"
+}
+
+backup="shop-$(date +%Y%m%d-%H%M%S)"
+step "Velero backup $backup"
+back_up "$backup"
 
 step "starting the operator (lazarus run)"
 log="$TESTBED_STATE/logs/lazarus-demo.log"
@@ -69,16 +75,34 @@ for _ in $(seq 1 100); do
 done
 echo "   ready (log: $log)"
 
-step "restore test: lazarus test $backup --spec e2e/demo/restoretest.yaml"
-"$PY" -m lazarus test "$backup" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest.yaml" --timeout 300
+source_name=shop-nightly  # the tests count as this Schedule's: they share its baseline
+"$PY" -m lazarus baseline reset "schedule/$source_name" --kubeconfig "$KUBECONFIG" >/dev/null || true
+
+step "restore test: lazarus test $backup --schedule $source_name --spec e2e/demo/restoretest.yaml"
+"$PY" -m lazarus test "$backup" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest.yaml" \
+  --schedule "$source_name" --timeout 300
 
 step "the same backup against expectations it cannot meet (this one must fail)"
 if "$PY" -m lazarus test "$backup" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest-broken.yaml" --timeout 300; then
   echo "expected a failure, got success"; exit 1
 fi
 
+step "silent data loss: 100 of the 250 orders deleted, a new backup, the same test"
+PGPASSWORD=$LAZARUS_PG_PASSWORD psql -q -h "$LAZARUS_PG_HOST" -p "$LAZARUS_PG_PORT" -U "$LAZARUS_PG_USER" \
+  "$LAZARUS_PG_DATABASE" -c "DELETE FROM orders WHERE id > 150"
+second="$backup-after-loss"
+back_up "$second"
+echo "   backup $second: 150 orders; the check's own range (100 to 100000) still passes"
+if output=$("$PY" -m lazarus test "$second" --kubeconfig "$KUBECONFIG" --spec "$here/demo/restoretest.yaml" \
+            --schedule "$source_name" --timeout 300); then
+  echo "$output"; echo "expected the loss to be caught, got success"; exit 1
+fi
+echo "$output"
+grep -q "BaselineDrift" <<<"$output" || { echo "expected reason BaselineDrift"; exit 1; }
+
 step "production was not touched"
 kubectl -n shop get deployment web -o jsonpath='   web: {.status.readyReplicas}/{.spec.replicas} ready{"\n"}'
 kubectl get lazarusrestoretests -n lazarus-system
 echo
-echo "demo finished: one backup proven restorable, one broken expectation reported."
+echo "demo finished: one backup proven restorable, one broken expectation reported, a silent loss of"
+echo "40 % of the orders caught against the baseline (lazarus baseline show schedule/$source_name)."

@@ -41,13 +41,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_test(args: argparse.Namespace) -> int:
+    from lazarus.automation.template import SCHEDULE_LABEL
     from lazarus.logconfig import configure
     from lazarus.testcmd import EXIT_ERROR, load_spec, run_test
 
     configure("warning", json_output=False)
 
     try:
-        spec = load_spec(args.spec)
+        spec, labels = load_spec(args.spec)
     except (OSError, ValueError) as exc:
         print(f"lazarus test: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -58,6 +59,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         timeout=args.timeout,
         out=sys.stdout,
+        labels={**labels, **({SCHEDULE_LABEL: args.schedule} if args.schedule else {})},
     )
 
 
@@ -149,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--namespace", default="lazarus-system", help="namespace of the test (default: lazarus-system)")
     test.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then the default kubeconfig)")
     test.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the result (default: 3600)")
+    test.add_argument(
+        "--schedule",
+        help="count the test of a Backup no Schedule made as one of Schedule NAME's (source "
+        "schedule/NAME: its metrics, and its baseline, which the test is compared with and, if it "
+        "succeeds, becomes); a Backup made by a Schedule is always counted as that Schedule's",
+    )
     test.set_defaults(handler=_cmd_test)
     report = commands.add_parser(
         "report",

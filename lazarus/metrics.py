@@ -32,11 +32,13 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lazarus import __version__
+from lazarus.baseline.compare import FINDING_TYPES
 from lazarus.lifecycle.durations import parse_time
 from lazarus.lifecycle.retention import kept_until_deleted
 from lazarus.lifecycle.status import ACTIVE_PHASES, FAILURE_REASONS, PENDING
 from lazarus.outcome import Outcome, outcome_of
 from lazarus.sandbox import TEST_NAME_LABEL, TEST_NAMESPACE_LABEL
+from lazarus.sources import MANUAL
 
 Obj = dict[str, Any]
 
@@ -91,6 +93,13 @@ class RestoreTestMetrics:
             ["source", "currency"],
             registry=registry,
         )
+        self.baseline_drift = Counter(
+            "lazarus_baseline_drift",
+            "Finished restore tests whose figures drifted from their source's baseline (status.baseline), per "
+            "backup source and finding type (e.g. ValueDropped), whether the drift failed them or only warned.",
+            ["source", "finding"],
+            registry=registry,
+        )
         self.failed_checks = Counter(
             "lazarus_failed_checks_total",
             "Health checks that did not pass (status Failed or Error), by source and check type.",
@@ -99,12 +108,16 @@ class RestoreTestMetrics:
         )
 
     def prepare(self, sources: Iterable[str]) -> None:
-        """Create the success and per-reason failure series of ``sources`` at 0, so the first
-        result of a source is an increase Prometheus can see (a series born at 1 is not)."""
+        """Create the success, per-reason failure and (but for ``manual``, which has no
+        baseline) per-finding drift series of ``sources`` at 0, so the first result of a source
+        is an increase Prometheus can see (a series born at 1 is not)."""
         for source in sources:
             self.success.labels(source)
             for reason in FAILURE_REASONS:
                 self.failure.labels(source, reason)
+            if source != MANUAL:
+                for finding in FINDING_TYPES:
+                    self.baseline_drift.labels(source, finding)
 
     def observe(self, outcome: Outcome, record: Iterable[str]) -> None:
         """Record one finished test; ``record`` names the optional metrics it contributes to."""
@@ -121,6 +134,10 @@ class RestoreTestMetrics:
         if FAILED_CHECKS_METRIC in wanted:
             for check in outcome.failed_checks:
                 self.failed_checks.labels(outcome.source, check.check_type, check.status).inc()
+        if outcome.cost is not None and outcome.currency:
+            self.cost.labels(outcome.source, outcome.currency).inc(outcome.cost)
+        for finding in sorted(set(outcome.drift)):
+            self.baseline_drift.labels(outcome.source, finding).inc()
 
 
 def recorded_metrics(test: Obj) -> tuple[str, ...] | None:
@@ -150,23 +167,13 @@ def default_metrics() -> RestoreTestMetrics:
 def observe_finished_test(test: Obj, backup: Obj | None, metrics: RestoreTestMetrics | None = None) -> None:
     """Record the event metrics of ``test``, which has just reached Succeeded or Failed.
 
-    Call once per test, after the terminal status was written (``backup``: the tested Velero
-    Backup from the cache, None if it is gone). A test whose ``spec.metrics.enabled`` is false is
-    not recorded.
+    Call once per test, after the terminal status was written, with ``status.cost`` when it is
+    known (``backup``: the tested Velero Backup from the cache, None if it is gone). A test whose
+    ``spec.metrics.enabled`` is false is not recorded.
     """
     record = recorded_metrics(test)
     if record is not None:
         (metrics or default_metrics()).observe(outcome_of(test, backup), record)
-
-
-def observe_test_cost(
-    test: Obj, backup: Obj | None, cost: dict[str, Any], metrics: RestoreTestMetrics | None = None
-) -> None:
-    """Add the cost of ``test`` (``cost``: its ``status.cost``), which has just ended, to its
-    source's ``lazarus_test_cost_total``; once per test, like ``observe_finished_test``."""
-    if recorded_metrics(test) is not None:
-        source = outcome_of(test, backup).source
-        (metrics or default_metrics()).cost.labels(source, str(cost["currency"])).inc(float(cost["estimate"]))
 
 
 # ------------------------------------------------------------------------------ cache state
@@ -199,12 +206,14 @@ class CacheCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         tests = list(self._tests())
+        recorded = [
+            (outcome_of(test, self._backup(str((test.get("spec") or {}).get("backupName", "")))), record)
+            for test in tests
+            if (record := recorded_metrics(test)) is not None
+        ]
         if self._events is not None:  # every test, from its creation: before its first result
-            self._events.prepare(
-                {outcome_of(t, self._backup(str((t.get("spec") or {}).get("backupName", "")))).source
-                 for t in tests if recorded_metrics(t) is not None}
-            )  # fmt: skip
-        yield from _per_source_state(tests, self._backup)
+            self._events.prepare({outcome.source for outcome, _ in recorded})
+        yield from _per_source_state(recorded)
         yield _tests_in_progress(tests)
         yield from _sandbox_state(list(self._sandboxes()), {_key(t): t for t in tests})
 
@@ -217,9 +226,10 @@ def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamil
     return GaugeMetricFamily(name, documentation, labels=labels)
 
 
-def _per_source_state(tests: list[Obj], backup: Callable[[str], Obj | None]) -> Iterator[Metric]:
+def _per_source_state(recorded: list[tuple[Outcome, tuple[str, ...]]]) -> Iterator[Metric]:
     """Per source: the newest finished test's result and objectives, the newest success, and the
-    newest measured RTO, RPO and resource count."""
+    newest measured RTO, RPO and resource count (``recorded``: the outcomes of the tests that
+    record metrics, with the optional metrics each records)."""
     families = {
         name: _gauge(name, documentation, ["source"])
         for name, documentation in (
@@ -236,11 +246,7 @@ def _per_source_state(tests: list[Obj], backup: Callable[[str], Obj | None]) -> 
         )
     }  # fmt: skip
     by_source: dict[str, list[tuple[Outcome, tuple[str, ...]]]] = {}
-    for test in tests:
-        record = recorded_metrics(test)
-        if record is None:
-            continue
-        outcome = outcome_of(test, backup(str((test.get("spec") or {}).get("backupName", ""))))
+    for outcome, record in recorded:
         if outcome.finished and outcome.completion_time is not None:
             by_source.setdefault(outcome.source, []).append((outcome, record))
     for source, pairs in by_source.items():

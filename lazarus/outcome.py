@@ -59,6 +59,8 @@ class Outcome:
     cost: float | None = None
     """Estimated cost of the sandbox (``status.cost.estimate``), in ``currency``."""
     currency: str = ""
+    drift: tuple[str, ...] = ()
+    """Types of the findings against the source's baseline (``status.baseline.findings``)."""
 
     @property
     def finished(self) -> bool:
@@ -170,4 +172,5 @@ def outcome_of(test: dict[str, Any], backup: dict[str, Any] | None = None) -> Ou
         checks=tuple(_checks(spec, status.get("healthChecks") or {})),
         cost=_number((status.get("cost") or {}).get("estimate")),
         currency=str((status.get("cost") or {}).get("currency") or ""),
+        drift=tuple(str(f.get("type", "")) for f in (status.get("baseline") or {}).get("findings") or []),
     )

@@ -71,7 +71,7 @@ def compare_with_baseline(
         return BaselineCheck({**status, "result": NO_BASELINE, "message": message}, message=message)
     baseline = stored.snapshot
     status.update(baselineTest=baseline.test, baselineBackup=baseline.backup, baselineTime=baseline.completion_time)
-    findings = compare(snapshot_of(test, health_checks=health_checks, rto=rto), baseline, policy)
+    findings = compare(snapshot_of(test, health_checks=health_checks, rto=rto), stored.window(policy.history), policy)
     if not findings:
         message = f"matches the baseline of {source} (backup {baseline.backup})"
         return BaselineCheck({**status, "result": MATCHED, "message": message, "findings": []}, message=message)

@@ -17,7 +17,8 @@ EXIT_OK, EXIT_NONE, EXIT_ERROR = 0, 1, 2
 
 
 def run_baseline(action: str, source: str, *, namespace: str, kubeconfig: str | None, out: TextIO, err: TextIO) -> int:
-    """Show (as JSON) or reset the baseline of ``source``; 0 done, 1 there is none, 2 API error."""
+    """Show (as JSON: the newest good test's figures, and which good tests came before it) or
+    reset the baseline of ``source``; 0 done, 1 there is none, 2 API error."""
     api = new_api_client(kubeconfig, pool_size=1)
     store = BaselineStore(Rest(api), namespace)
     try:
@@ -36,5 +37,7 @@ def run_baseline(action: str, source: str, *, namespace: str, kubeconfig: str | 
     if stored is None or stored.snapshot is None:
         print(f"no {'readable ' if stored else ''}baseline for {source} ({store.location(source)})", file=out)
         return EXIT_NONE
-    print(json.dumps({"configMap": store.location(source), **asdict(stored.snapshot)}, indent=2), file=out)
+    earlier = [{"test": s.test, "backup": s.backup, "completion_time": s.completion_time} for s in stored.history]
+    shown = {"configMap": store.location(source), **asdict(stored.snapshot), "history": earlier}
+    print(json.dumps(shown, indent=2), file=out)
     return EXIT_OK

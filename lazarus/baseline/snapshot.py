@@ -17,7 +17,7 @@ ConfigMaps: fields are only ever added.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 Figures = dict[str, Any]
@@ -37,6 +37,13 @@ class Snapshot:
     queries: dict[str, Figures] = field(default_factory=dict)
     rto: float | None = None
 
+    def amounts_only(self) -> Snapshot:
+        """This snapshot with only what drops are measured on (item counts, query values and row
+        counts, RTO): what a baseline's history keeps of its older tests, so it stays small
+        (catalog queries may list hundreds of names)."""
+        queries = {k: {f: v for f, v in q.items() if f in _AMOUNTS} for k, q in self.queries.items()}
+        return replace(self, queries=queries)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
@@ -44,7 +51,14 @@ class Snapshot:
     def from_json(cls, text: str) -> Snapshot:
         """Parse ``to_json``'s output; ``ValueError`` if it is not one."""
         try:
-            data = json.loads(text)
+            return cls.from_data(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a baseline snapshot: {exc}") from None
+
+    @classmethod
+    def from_data(cls, data: Any) -> Snapshot:
+        """A snapshot from ``to_json``'s data, parsed; ``ValueError`` if it is not one."""
+        try:
             return cls(
                 test=str(data["test"]),
                 test_uid=str(data["test_uid"]),
@@ -54,11 +68,13 @@ class Snapshot:
                 queries={str(k): dict(v) for k, v in (data.get("queries") or {}).items()},
                 rto=float(data["rto"]) if data.get("rto") is not None else None,
             )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a baseline snapshot: {exc}") from None
 
 
 _FIGURES = ("rows", "value", "columns", "names")
+# The figures a drop is measured on: all a snapshot in a baseline's history keeps.
+_AMOUNTS = ("rows", "value")
 
 
 def query_figures(health_checks: dict[str, Any]) -> dict[str, Figures]:

@@ -6,7 +6,11 @@ kubectl, and needs no new CRD:
 - name ``lazarus-baseline-<source, as a name>-<hash of the source>`` (``configmap_name``);
 - label ``lazarus.io/baseline=true`` (``kubectl get cm -n lazarus-system -l lazarus.io/baseline=true``);
 - annotation ``lazarus.io/baseline-source`` and key ``source``: the source (``schedule/nightly``);
-- key ``snapshot.json``: the ``Snapshot`` of the newest successful test without drift.
+- key ``snapshot.json``: the ``Snapshot`` of the newest successful test without drift;
+- key ``history.json``: those of the good tests before it, newest first, at most
+  ``MAX_HISTORY - 1`` of them, with only the figures drops are measured on
+  (``Snapshot.amounts_only``): a drop is measured against the highest of the last
+  ``spec.baseline.history`` good tests, so a loss spread over several tests adds up.
 
 Reset: delete the ConfigMap; the next successful test of the source sets a new baseline.
 Writes use the ConfigMap's resourceVersion: two tests of one source finishing at once cannot
@@ -16,8 +20,9 @@ overwrite each other unseen (the loser gets a 409 and its sync is retried).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
@@ -32,6 +37,9 @@ SOURCE_ANNOTATION = "lazarus.io/baseline-source"
 PREFIX = "lazarus-baseline-"
 SOURCE_KEY = "source"
 SNAPSHOT_KEY = "snapshot.json"
+HISTORY_KEY = "history.json"
+# Good tests a baseline keeps, the newest included (the CRD's most for spec.baseline.history).
+MAX_HISTORY = 20
 # Readable part of a ConfigMap name, so the whole name stays within 63 characters like the
 # sandboxes' (the hash keeps names unique anyway).
 _READABLE = 34
@@ -46,10 +54,16 @@ def configmap_name(source: str) -> str:
 
 @dataclass(frozen=True)
 class Stored:
-    """A baseline as read: its snapshot (None if unreadable) and the ConfigMap's resourceVersion."""
+    """A baseline as read: its snapshot (None if unreadable), the ConfigMap's resourceVersion and
+    the good tests before it (newest first; empty if unreadable)."""
 
     snapshot: Snapshot | None
     resource_version: str
+    history: tuple[Snapshot, ...] = ()
+
+    def window(self, size: int) -> tuple[Snapshot, ...]:
+        """The newest ``size`` good tests, newest first (empty without a snapshot)."""
+        return (self.snapshot, *self.history)[:size] if self.snapshot is not None else ()
 
 
 class BaselineStore:
@@ -76,16 +90,24 @@ class BaselineStore:
             if exc.not_found:
                 return None
             raise
-        version = str(configmap["metadata"].get("resourceVersion", ""))
+        version, data = str(configmap["metadata"].get("resourceVersion", "")), configmap.get("data") or {}
         try:
-            return Stored(Snapshot.from_json(str((configmap.get("data") or {}).get(SNAPSHOT_KEY, ""))), version)
+            snapshot = Snapshot.from_json(str(data.get(SNAPSHOT_KEY, "")))
         except ValueError as exc:
             log.warning("ignoring an unreadable baseline", configmap=self.location(source), error=str(exc))
             return Stored(None, version)
+        try:
+            history = tuple(Snapshot.from_data(item) for item in json.loads(data.get(HISTORY_KEY) or "[]"))
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring an unreadable baseline history", configmap=self.location(source), error=str(exc))
+            history = ()
+        return Stored(snapshot, version, history)
 
     def save(self, source: str, snapshot: Snapshot, previous: Stored | None) -> None:
-        """Create the baseline (``previous`` None) or replace ``previous``; ``ApiError`` 409 if
-        someone else wrote it since it was read."""
+        """Create the baseline (``previous`` None) or replace ``previous``, whose snapshot moves
+        into the history; ``ApiError`` 409 if someone else wrote it since it was read."""
+        earlier = previous.window(MAX_HISTORY - 1) if previous is not None else ()
+        history = [asdict(s.amounts_only()) for s in earlier]
         body: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -95,7 +117,11 @@ class BaselineStore:
                 "labels": {BASELINE_LABEL: "true"},
                 "annotations": {SOURCE_ANNOTATION: source},
             },
-            "data": {SOURCE_KEY: source, SNAPSHOT_KEY: snapshot.to_json()},
+            "data": {
+                SOURCE_KEY: source,
+                SNAPSHOT_KEY: snapshot.to_json(),
+                HISTORY_KEY: json.dumps(history, sort_keys=True, separators=(",", ":")),
+            },
         }
         if previous is None:
             self._rest.request("POST", self._path(), body=body)

@@ -27,7 +27,7 @@ import structlog
 from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline, record_baseline
 from lazarus.checks import run_health_checks
 from lazarus.controllers.base import Controller
-from lazarus.cost import COST_LIMIT_EXCEEDED, GUARD_INTERVAL, CostGuard, measure_cost, prices_of
+from lazarus.cost import COST_LIMIT_EXCEEDED, GUARD_INTERVAL, CostGuard, measure_cost, planned_requests, prices_of
 from lazarus.cost.quota import sandbox_quota_objects
 from lazarus.informers import (
     BACKUPS,
@@ -65,7 +65,7 @@ from lazarus.lifecycle.status import (
     StatusWriter,
     now_text,
 )
-from lazarus.metrics import observe_finished_test, observe_test_cost, register_cache_metrics
+from lazarus.metrics import observe_finished_test, register_cache_metrics
 from lazarus.notify import send_notifications
 from lazarus.operator import Context
 from lazarus.sandbox import (
@@ -107,6 +107,7 @@ BACKUP_IN_PROGRESS = (
     "FinalizingPartiallyFailed",
 )
 RESTORE_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
+RESTORE_NOT_STARTED = ("", "New")
 # Seconds a just-created Restore is trusted to exist before the informer shows it.
 CREATED_EXPECTATION = 30.0
 # Seconds after a restore completed that its restored resource list may still be missing.
@@ -261,11 +262,11 @@ class RestoreTestReconciler:
                 self.status.fail(test, "Timeout", f"the test did not finish within {self.settings.test_timeout:.0f}s")
                 return
             self.controller.queue.add_after(key, left)  # nothing else may bring the key back in time
-            limit = self.cost_guard.exceeded(test)
-            if limit is not None:
-                self.status.fail(test, "CostLimitExceeded", limit.message, extra={"cost": limit.cost.to_status()})
-                return
             if ((test["spec"].get("cost") or {}).get("maxCost")) is not None:
+                limit = self.cost_guard.exceeded(test, planned_requests(self._restored_workloads(test)))
+                if limit is not None:
+                    self.status.fail(test, "CostLimitExceeded", limit.message, extra={"cost": limit.cost.to_status()})
+                    return
                 self.controller.queue.add_after(key, GUARD_INTERVAL)  # the guard looks again
             {RESTORING: self._restore, VERIFYING: self._verify, CHECKING: self._check}[phase](test)
         else:
@@ -607,17 +608,23 @@ class RestoreTestReconciler:
 
     # ----------------------------------------------------------------- Verifying → Checking
 
-    def _verify(self, test: dict[str, Any]) -> None:
-        status = test["status"]
-        wait_for = (test["spec"].get("workloads") or {}).get("waitFor", ["Deployments", "StatefulSets", "DaemonSets"])
-        sandboxes = set(status.get("sandboxNamespaces") or [])
-        seen = [
+    def _restored_workloads(self, test: dict[str, Any], kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The restored workloads (of ``kinds``: ``Deployments``, ...; default all) in the test's
+        sandboxes, from the informers' caches."""
+        sandboxes = set((test.get("status") or {}).get("sandboxNamespaces") or [])
+        wanted = set(self.workloads if kinds is None else kinds)
+        return [
             obj
             for kind, informer in self.workloads.items()
-            if kind in wait_for
+            if kind in wanted
             for obj in informer.store.list()
             if obj["metadata"].get("namespace") in sandboxes
         ]
+
+    def _verify(self, test: dict[str, Any]) -> None:
+        status = test["status"]
+        wait_for = (test["spec"].get("workloads") or {}).get("waitFor", ["Deployments", "StatefulSets", "DaemonSets"])
+        seen = self._restored_workloads(test, wait_for)
         expected = int((status.get("workloads") or {}).get("expected") or 0)
         not_ready = sorted(workloads.describe(o) for o in seen if not workloads.is_ready(o))
         if len(seen) >= expected and not not_ready:
@@ -639,7 +646,7 @@ class RestoreTestReconciler:
             return
         missing = max(expected - len(seen), 0)
         detail = not_ready[:20] + ([f"{missing} workloads in the backup were not restored"] if missing else [])
-        diagnostics = collect_diagnostics(self.rest, sorted(sandboxes))
+        diagnostics = collect_diagnostics(self.rest, sorted(status.get("sandboxNamespaces") or []))
         self.status.fail(
             test,
             "WorkloadsNotReady",
@@ -720,8 +727,7 @@ class RestoreTestReconciler:
             # Both read the API and may raise: before anything is sent, so a retry repeats nothing.
             written["cost"] = measure_cost(self.rest, test, self.prices).to_status()
             written.update(record_baseline(self.baselines, test, source_of(test, backup)))
-            observe_finished_test(test, backup)
-            observe_test_cost(test, backup, written["cost"])
+            observe_finished_test({**test, "status": {**status, "cost": written["cost"]}}, backup)
             if backup is not None:
                 succeeded = status.get("phase") == SUCCEEDED
                 self.status.event(
@@ -768,7 +774,8 @@ class RestoreTestReconciler:
 
         The resource-modifier ConfigMap is found through its Restore; if the Restore was never seen
         to finish (e.g. its creation was refused after the ConfigMap's), the ConfigMap is deleted
-        by its name too, so it cannot be left behind.
+        by its name too, so it cannot be left behind (even for a test still Pending: the ConfigMap
+        is created before the Restore and before the status says so).
         """
         if not ((test.get("status") or {}).get("restore") or {}).get("veleroPhase"):
             self._delete(f"/api/v1/namespaces/{self.settings.velero_namespace}/configmaps/{_restore_name(test)}")
@@ -791,9 +798,19 @@ class RestoreTestReconciler:
         yield from self.restores.store.by_index(OWNER_INDEX, key)
 
     def _delete_owned(self, key: str, uid: str, *, orphan: bool = False) -> bool:
-        """Delete everything of test ``uid``; True once the cache shows all of it gone."""
+        """Delete everything of test ``uid``; True once the cache shows all of it gone. Nothing is
+        deleted while Velero is still working on the test's Restore (see below)."""
         velero = self.settings.velero_namespace
         remaining = [o for o in self._owned(key) if (o["metadata"].get("labels") or {}).get(TEST_UID_LABEL) == uid]
+        running = [o["metadata"]["name"] for o in remaining if _velero_is_restoring(o)]
+        if running:
+            # Deleting a Restore Velero is working on blocks Velero's restore finalizer (it
+            # retries the status update of the gone Restore for its whole --resource-timeout,
+            # stalling every other restore), and a sandbox deleted under a running restore can
+            # be created again by Velero, without Lazarus's labels. The Restore's next update
+            # brings the test back here.
+            log.info("waiting for Velero to finish the restore before removing it", restore=running[0], test=key)
+            return False
         for obj in remaining:
             name = obj["metadata"]["name"]
             if obj["metadata"].get("deletionTimestamp"):
@@ -840,6 +857,12 @@ class RestoreTestReconciler:
         path = f"{LAZARUS_RESTORE_TESTS.collection_path(metadata['namespace'])}/{metadata['name']}"
         body = {"metadata": {"resourceVersion": metadata["resourceVersion"], "finalizers": finalizers}}
         return self.rest.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+
+def _velero_is_restoring(obj: dict[str, Any]) -> bool:
+    """Whether ``obj`` is a Velero Restore that Velero has started and not finished."""
+    phase = (obj.get("status") or {}).get("phase") or ""
+    return obj.get("kind") == "Restore" and phase not in (*RESTORE_NOT_STARTED, *RESTORE_TERMINAL)
 
 
 def _restore_name(test: dict[str, Any]) -> str:

@@ -4,8 +4,9 @@ Entry points for the restore-test controller:
 
 - ``measure_cost(rest, test, prices)``: once the test has ended (where the finished test is
   reported, before the sandbox is removed): ``Cost`` for ``status.cost`` and the metrics;
-- ``CostGuard.exceeded(test)``: while the test runs (Verifying, Checking): whether it must stop
-  with ``COST_LIMIT_EXCEEDED`` because it costs, or would cost, more than ``spec.cost.maxCost``;
+- ``CostGuard.exceeded(test, planned)``: while the test runs (Restoring, Verifying, Checking):
+  whether it must stop with ``COST_LIMIT_EXCEEDED`` because it costs, or would cost, more than
+  ``spec.cost.maxCost`` (``planned``: ``planned_requests`` of its restored workloads);
 - ``lazarus.cost.quota.sandbox_quota_objects``: a ResourceQuota (and LimitRange) for each sandbox
   namespace, from ``spec.cost.quota``.
 
@@ -25,12 +26,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lazarus.checks.runner import DEFAULT_TIMEOUT as DEFAULT_CHECKS_TIMEOUT
-from lazarus.cost.usage import Prices, Resources, held_now, integrate
+from lazarus.cost.usage import Prices, Resources, held_now, integrate, planned_requests
 from lazarus.kube.client import Rest
 from lazarus.lifecycle.durations import parse_duration, parse_time
 from lazarus.settings import Settings
 
-__all__ = ["COST_LIMIT_EXCEEDED", "Cost", "CostGuard", "CostLimit", "Prices", "measure_cost", "prices_of"]
+__all__ = [
+    "COST_LIMIT_EXCEEDED", "Cost", "CostGuard", "CostLimit", "Prices", "Resources", "measure_cost", "planned_requests",
+    "prices_of",
+]  # fmt: skip
 
 # Failure reason of a test stopped by spec.cost.maxCost.
 COST_LIMIT_EXCEEDED = "CostLimitExceeded"
@@ -42,6 +46,7 @@ CLAIM_KIND = "PersistentVolumeClaim"
 # Seconds between two measurements of one test in one phase by the guard: syncs come with every
 # workload event, and a measurement costs up to two lists per sandbox namespace.
 GUARD_INTERVAL = 15.0
+NOTHING_PLANNED = Resources()
 
 
 def prices_of(settings: Settings) -> Prices:
@@ -137,6 +142,15 @@ class CostLimit:
     message: str
 
 
+@dataclass(frozen=True)
+class _Measurement:
+    cost: Cost
+    at: datetime
+    """When the sandbox was read."""
+    clock: float
+    """``CostGuard``'s clock then."""
+
+
 class CostGuard:
     """Stops tests that exceed ``spec.cost.maxCost`` (see ``exceeded``)."""
 
@@ -147,42 +161,57 @@ class CostGuard:
         self._prices = prices
         self._test_timeout = test_timeout
         self._clock = clock
-        self._measured: dict[tuple[str, str], float] = {}
+        self._measured: dict[tuple[str, str], _Measurement] = {}
         self._lock = threading.Lock()
 
-    def exceeded(self, test: dict[str, Any], now: datetime | None = None) -> CostLimit | None:
+    def exceeded(
+        self, test: dict[str, Any], planned: Resources = NOTHING_PLANNED, *, now: datetime | None = None
+    ) -> CostLimit | None:
         """A ``CostLimit`` when ``test`` has a ``maxCost`` and its accrued cost, or its accrued
-        cost plus what it holds now for the longest it can still run (``remaining_seconds``),
-        is above it; None otherwise, or when it was measured in the same phase less than
-        ``GUARD_INTERVAL`` ago (no API call then: syncs come with every workload event). The
-        first sync of each phase always measures, so a test is measured at least as it enters
-        Checking, before its health checks run. Call it on each sync of an active test; the
+        cost plus what it would hold for the longest it can still run (``remaining_seconds``),
+        is above it; None otherwise.
+
+        What it would hold is, per resource, the larger of what the sandbox held when measured
+        and ``planned`` (``lazarus.cost.usage.planned_requests`` of the restored workloads, from
+        the caller's cache): an oversize Deployment is stopped on the sync its creation brings,
+        before its pods start. The sandbox is measured (API calls) on the first sync of each
+        phase and then at most every ``GUARD_INTERVAL``; syncs in between reuse the measurement,
+        projecting from the moment it was taken. Call it on each sync of an active test; the
         caller should bring the key back after ``GUARD_INTERVAL`` while the test has a
         ``maxCost``."""
         limit = ((test.get("spec") or {}).get("cost") or {}).get("maxCost")
         if limit is None:
             return None
-        key, moment = (test["metadata"]["uid"], str((test.get("status") or {}).get("phase"))), self._clock()
-        with self._lock:
-            # Only recent measurements matter: dropping the rest keeps this bounded by the tests
-            # running at once.
-            self._measured = {k: t for k, t in self._measured.items() if moment - t < GUARD_INTERVAL}
-            if key in self._measured:
-                return None
-            self._measured[key] = moment
-        now = now or datetime.now(UTC)
-        cost = measure_cost(self._rest, test, self._prices, now)
-        currency, accrued = self._prices.currency, cost.estimate
+        measurement = self._measurement(test, now or datetime.now(UTC))
+        cost, currency = measurement.cost, self._prices.currency
+        accrued = cost.estimate
         if accrued > float(limit):
             message = f"the sandbox has cost {accrued:.4f} {currency}, more than maxCost {limit} {currency}"
             return CostLimit(cost, message)
-        left = remaining_seconds(test, self._test_timeout, now)
-        projected = accrued + self._prices.of(cost.held.times(left))
+        left = remaining_seconds(test, self._test_timeout, measurement.at)
+        rate = cost.held.covering(planned)
+        projected = accrued + self._prices.of(rate.times(left))
         if projected > float(limit):
             return CostLimit(
                 cost,
                 f"the sandbox would cost up to {projected:.4f} {currency} (accrued {accrued:.4f}, then "
-                f"{cost.held.cpu:g} CPU, {cost.held.memory_gib:g} GiB memory, {cost.held.storage_gib:g} GiB "
-                f"storage for up to {left:.0f}s more), more than maxCost {limit} {currency}",
+                f"{rate.cpu:g} CPU, {rate.memory_gib:g} GiB memory, {rate.storage_gib:g} GiB storage held "
+                f"or requested by the restored workloads for up to {left:.0f}s more), more than maxCost "
+                f"{limit} {currency}",
             )
         return None
+
+    def _measurement(self, test: dict[str, Any], now: datetime) -> _Measurement:
+        """The test's measurement in its current phase if younger than ``GUARD_INTERVAL``, else a
+        new one."""
+        key, moment = (test["metadata"]["uid"], str((test.get("status") or {}).get("phase"))), self._clock()
+        with self._lock:
+            # Only recent measurements matter: dropping the rest keeps this bounded by the tests
+            # running at once.
+            self._measured = {k: m for k, m in self._measured.items() if moment - m.clock < GUARD_INTERVAL}
+            if key in self._measured:
+                return self._measured[key]
+        measurement = _Measurement(measure_cost(self._rest, test, self._prices, now), now, moment)
+        with self._lock:
+            self._measured[key] = measurement
+        return measurement

@@ -4,9 +4,11 @@ refuses pods and claims beyond it, so an oversize restore cannot take the cluste
 ``quota: {cpu, memory, storage}`` caps the sum of the requests in each sandbox namespace
 (``requests.cpu``, ``requests.memory``, ``requests.storage``). A quota on CPU or memory makes
 the API server refuse pods that request none, so a LimitRange gives such containers a default
-request (``DEFAULT_CPU_REQUEST``/``DEFAULT_MEMORY_REQUEST``). A pod refused by the quota shows on
-its workload (Deployment condition ``ReplicaFailure``, reason ``FailedCreate``: "exceeded quota")
-and the test ends ``WorkloadsNotReady`` with it in ``status.diagnostics``.
+request (``DEFAULT_CPU_REQUEST``/``DEFAULT_MEMORY_REQUEST``). A pod Velero restores is refused
+during the restore (the test ends ``RestorePartiallyFailed`` with "exceeded quota" among Velero's
+errors); one a restored workload creates later shows on the workload (Deployment condition
+``ReplicaFailure``: "exceeded quota") and the test ends ``WorkloadsNotReady`` with it in
+``status.diagnostics``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ The method, chosen to be simple and checkable by hand rather than precise to the
   without requests count as zero (the sandbox's LimitRange, with a quota, gives them defaults).
 - **Volumes**: a bound PersistentVolumeClaim holds its capacity (else its storage request) from
   its creation until its deletion or the end of the window; an unbound claim holds no disk.
+- **Planned** (``planned_requests``, for the maxCost guard only): what the restored workloads
+  will hold once their pods run, from their specs alone — replicas times the pod template's
+  requests, plus a StatefulSet's claim templates — so that an oversize sandbox is stopped as its
+  workloads are restored, before their pods start.
 - Everything is clipped to the window (the test's start to its completion, or now). Pods that
   were deleted and are gone when measured (e.g. replaced during a rollout) are not seen: the
   figure can be low for a sandbox whose pods churn, never high.
@@ -43,6 +47,13 @@ class Resources:
 
     def times(self, seconds: float) -> Resources:
         return Resources(self.cpu * seconds, self.memory_gib * seconds, self.storage_gib * seconds)
+
+    def covering(self, other: Resources) -> Resources:
+        """The larger of the two in each resource: the rate that holds both, for one set of pods
+        seen two ways (held now, planned by their workloads)."""
+        return Resources(
+            max(self.cpu, other.cpu), max(self.memory_gib, other.memory_gib), max(self.storage_gib, other.storage_gib)
+        )
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,33 @@ def pod_requests(pod: Obj) -> Resources:
         max([running.memory_gib, *(i.memory_gib for i in largest_init)])
         + parse_quantity(overhead.get("memory", 0)) / GIB,
     )
+
+
+def _claim_templates_storage(statefulset: Obj) -> float:
+    """GiB the claims of one replica of ``statefulset`` request."""
+    templates = (statefulset.get("spec") or {}).get("volumeClaimTemplates") or []
+    requested = (((t.get("spec") or {}).get("resources") or {}).get("requests") or {} for t in templates)
+    return sum(parse_quantity(r.get("storage", 0)) for r in requested) / GIB
+
+
+def planned_requests(workloads: Iterable[Obj]) -> Resources:
+    """What ``workloads`` (Deployments, StatefulSets, DaemonSets) will hold once all their pods
+    run: replicas (``spec.replicas``, default 1; a DaemonSet's ``status.desiredNumberScheduled``,
+    0 until its controller counted the nodes) times the template's requests, plus claim
+    templates. A lower bound: containers without requests, bare pods and claims restored on
+    their own count only once measured."""
+    rate = Resources()
+    for workload in workloads:
+        spec = workload.get("spec") or {}
+        if workload.get("kind") == "DaemonSet":
+            replicas = int((workload.get("status") or {}).get("desiredNumberScheduled") or 0)
+        else:
+            replicas = int(spec.get("replicas", 1) or 0)
+        per_pod = pod_requests(spec.get("template") or {})
+        if workload.get("kind") == "StatefulSet":
+            per_pod += Resources(storage_gib=_claim_templates_storage(workload))
+        rate += per_pod.times(replicas)
+    return rate
 
 
 def _pod_end(pod: Obj, end: datetime) -> datetime:

@@ -10,7 +10,17 @@ from html import escape
 
 from lazarus.outcome import Outcome
 from lazarus.report.model import Report, SourceReport
-from lazarus.report.render import INTRO, checks_text, costs_text, money, percent, seconds, stats_text, when
+from lazarus.report.render import (
+    INTRO,
+    checks_text,
+    costs_text,
+    drift_text,
+    money,
+    percent,
+    seconds,
+    stats_text,
+    when,
+)
 
 WIDTH, HEIGHT, MARGIN = 520, 180, 44
 PASS_COLOUR, FAIL_COLOUR, OBJECTIVE_COLOUR = "#1a7f37", "#cf222e", "#9a6700"
@@ -116,7 +126,7 @@ def _section(section: SourceReport) -> str:
         f"<li>Tests: {len(section.outcomes)} ({section.passed} passed, {len(section.failed)} failed; "
         f"pass rate {percent(section.pass_rate)})</li>"
         f"<li>RTO: {escape(stats_text(section.rto))}</li><li>RPO: {escape(stats_text(section.rpo))}</li>"
-        f"<li>Cost: {escape(costs_text(section))}</li></ul>"
+        f"<li>Cost: {escape(costs_text(section))}</li><li>Baseline drift: {escape(drift_text(section))}</li></ul>"
         f'<div class="charts">{chart("RTO per test (seconds)", section.outcomes, "rto")}'
         f'{chart("RPO per test (seconds)", section.outcomes, "rpo")}</div>'
         f"<h3>Failures</h3>{failures}<h3>Tests</h3>{tests}</section>"

@@ -54,6 +54,16 @@ def costs_text(section: SourceReport) -> str:
     return f"{totals} ({measured} of {len(section.outcomes)} tests measured)"
 
 
+def drift_text(section: SourceReport) -> str:
+    """``2 tests (KindRemoved, ValueDropped)``: tests that drifted from the source's baseline,
+    whether the drift failed them or only warned."""
+    drifted = [o for o in section.outcomes if o.drift]
+    if not drifted:
+        return "none"
+    kinds = ", ".join(sorted({finding for o in drifted for finding in o.drift}))
+    return f"{len(drifted)} test{'s' if len(drifted) > 1 else ''} ({kinds})"
+
+
 def checks_text(outcome: Outcome) -> str:
     ran = [c for c in outcome.checks if c.status != "Skipped"]
     return f"{sum(c.status == 'Passed' for c in ran)}/{len(ran)} passed" if ran else "none"
@@ -111,6 +121,7 @@ def markdown(report: Report) -> str:
             f"- RTO: {stats_text(section.rto)}",
             f"- RPO: {stats_text(section.rpo)}",
             f"- Cost: {costs_text(section)}",
+            f"- Baseline drift: {drift_text(section)}",
             "",
             "### Failures",
             "",
@@ -154,6 +165,7 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
         "rtoSeconds": outcome.rto,
         "rpoSeconds": outcome.rpo,
         "cost": {"estimate": outcome.cost, "currency": outcome.currency} if outcome.cost is not None else None,
+        "baselineDrift": list(outcome.drift),
         "checks": [
             {"type": c.check_type, "group": c.group, "name": c.name, "status": c.status, "result": c.result}
             for c in outcome.checks

@@ -8,14 +8,19 @@ what the baseline must notice.
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
+from urllib3.exceptions import ProtocolError
 
 from lazarus.baseline.store import configmap_name
+from lazarus.cli import main
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import create_velero_object, unique_name, wait_until, wait_velero_phase
 from tests.integration.operator_process import OperatorProcess
@@ -152,6 +157,36 @@ def test_a_second_backup_after_deleting_half_the_rows_is_flagged_while_the_first
     assert "recorded" not in status["baseline"]  # the last good baseline stays
 
 
+def test_a_loss_spread_over_three_backups_is_flagged_against_the_highest_of_the_good_ones(
+    operator: OperatorProcess, core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi,
+    production: dict[str, Any], namespace: str, source: str, orders: Callable[[str], None], shop: dict[str, Any],
+) -> None:  # fmt: skip
+    results, backups = [], []
+    for keep in (ROWS, 85, 70):  # -15 % from one backup to the next: never more than 20 %
+        orders(f"DELETE FROM {TABLE} WHERE id > {keep}")
+        backups.append(_backup_now(custom, core, apps, production))
+        results.append(_run_test(custom, namespace, backups[-1], source, healthChecks=shop)["status"])
+    assert [r["baseline"]["result"] for r in results] == ["NoBaseline", "Matched", "Drifted"], results[-1]
+    assert results[1]["baseline"]["recorded"] is True and results[2]["reason"] == "BaselineDrift"
+    assert results[2]["baseline"]["findings"][0]["message"] == (
+        f"database/order-count: value 100 → 70 (-30%) (from backup {backups[0]}, the highest of the last 2 good tests)"
+    )
+
+
+def test_lazarus_test_counts_as_a_schedule_s_and_prints_the_baseline_and_cost(
+    operator: OperatorProcess, core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi,
+    production: dict[str, Any], namespace: str, source: str, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    backup = _backup_now(custom, core, apps, production)
+    capsys.readouterr()
+    code = main(["test", backup, "--schedule", source, "--namespace", namespace, "--timeout", str(TEST_WAIT),
+                 "--kubeconfig", os.environ["KUBECONFIG"]])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"baseline: NoBaseline: first test of schedule/{source}" in out and "(now the baseline)" in out, out
+    assert re.search(r"^cost: [0-9.]+ USD \([0-9.]+ CPU core-seconds", out, re.MULTILINE), out
+
+
 def test_a_dropped_column_is_flagged_as_a_warning_when_on_drift_is_warn(
     operator: OperatorProcess, core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi,
     production: dict[str, Any], namespace: str, source: str, orders: Callable[[str], None], shop: dict[str, Any],
@@ -230,20 +265,49 @@ def test_cost_is_recorded_and_grows_with_the_sandbox_s_size(
     assert 'lazarus_test_cost_total{currency="USD",source="schedule/cost-large"}' in metrics
 
 
+@pytest.fixture
+def restore_deletions(custom: client.CustomObjectsApi) -> Iterator[dict[str, str]]:
+    """Per Velero Restore deleted while the fixture runs, its phase when the deletion was first
+    seen (the first watch event with a deletionTimestamp, else the DELETED event)."""
+    seen: dict[str, str] = {}
+    stream = watch.Watch()
+
+    def run() -> None:
+        try:
+            for event in stream.stream(custom.list_namespaced_custom_object, "velero.io", "v1", "velero", "restores",
+                                       timeout_seconds=600):  # fmt: skip
+                restore = event["object"]
+                if restore["metadata"].get("deletionTimestamp") or event["type"] == "DELETED":
+                    seen.setdefault(restore["metadata"]["name"], (restore.get("status") or {}).get("phase") or "")
+        except ProtocolError:
+            return  # the watch was closed (the fixture's end); a deletion not seen fails the test's wait
+
+    watcher = threading.Thread(target=run, daemon=True)
+    watcher.start()
+    yield seen
+    stream.stop()
+
+
 def test_max_cost_stops_an_oversize_test_and_cleans_it_up(
     operator: OperatorProcess, core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi,
-    namespace: str, sized_production: Callable[[int, str], str],
+    namespace: str, sized_production: Callable[[int, str], str], restore_deletions: dict[str, str],
 ) -> None:  # fmt: skip
     production = {"namespace": sized_production(4, "16")}  # 64 CPU: about 2.56 USD per hour at the default price
     backup = _backup_now(custom, core, apps, production)
     test = _run_test(custom, namespace, backup, "oversize", cost={"maxCost": 0.05}, **NO_BASELINE)
     status = test["status"]
     assert status["phase"] == "Failed" and status["reason"] == "CostLimitExceeded", status
-    assert "more than maxCost 0.05 USD" in status["message"] and status["cost"]["pods"] >= 1
+    # Stopped on the restored Deployment's plan (4 replicas of 16 CPU), whether or not its pods ran yet.
+    assert "more than maxCost 0.05 USD" in status["message"] and "64 CPU" in status["message"], status["message"]
     sandboxes = status["sandboxNamespaces"]
     wait_until("the sandbox to be removed", lambda: _gone(core, sandboxes), timeout=120)
     wait_until("the Velero restore to be removed", lambda: not _restores_of(custom, test["metadata"]["uid"]))
     assert _condition(_get_test(custom, namespace, test["metadata"]["name"]) or {}, "CleanupCompleted") == "True"
+    # The test was stopped while Velero was restoring: its Restore is deleted only once Velero has
+    # finished it (a running one deleted stalls Velero's restore finalizer for every later restore).
+    restore = f"lazarus-{test['metadata']['uid'][:18]}"
+    deleted_in = wait_until("the Restore's deletion to be seen", lambda: restore_deletions.get(restore), timeout=30)
+    assert deleted_in in ("Completed", "PartiallyFailed", "Failed"), deleted_in
 
 
 def test_the_sandbox_quota_refuses_pods_beyond_it(

@@ -413,17 +413,19 @@ def test_a_server_that_never_answers_does_not_hang_the_check(
         silent.close()
 
 
+def _uri(engine: Engine, settings: dict[str, str], host: str) -> str:
+    """The engine's connection string to ``host`` with the test bed's credentials and port."""
+    scheme = {"PG": "postgresql", "MYSQL": "mysql", "MONGO": "mongodb"}[engine.key]
+    return f"{scheme}://{settings['USER']}:{settings['PASSWORD']}@{host}:{settings['PORT']}/{settings['DATABASE']}"
+
+
 def test_connection_string_from_the_test_namespace_with_the_placeholder(
     engine: Engine,
     databases: dict[str, dict[str, str]],
     sandbox: Sandbox,
 ) -> None:
     settings = databases[engine.key]
-    scheme = {"PG": "postgresql", "MYSQL": "mysql", "MONGO": "mongodb"}[engine.key]
-    uri = (
-        f"{scheme}://{settings['USER']}:{settings['PASSWORD']}@{engine.service}.{{{{ .SandboxNamespace }}}}.svc"
-        f":{settings['PORT']}/{settings['DATABASE']}"
-    )
+    uri = _uri(engine, settings, f"{engine.service}.{{{{ .SandboxNamespace }}}}.svc")
     sandbox.secret(f"{engine.service}-uri", {"uri": uri}, in_test_namespace=True)
     spec = check(engine, settings, queries_for(engine, {"count": {"expectedRange": {"min": 5, "max": 5}}}))
     del spec["serviceRef"], spec["credentialsSecretRef"], spec["database"]
@@ -440,11 +442,7 @@ def test_restored_connection_string_naming_the_source_namespace(
 ) -> None:
     """A Secret as production had it (host in the SOURCE namespace) reaches the sandbox copy."""
     settings = databases[engine.key]
-    scheme = {"PG": "postgresql", "MYSQL": "mysql", "MONGO": "mongodb"}[engine.key]
-    uri = (
-        f"{scheme}://{settings['USER']}:{settings['PASSWORD']}@{engine.service}.{SOURCE}.svc.cluster.local"
-        f":{settings['PORT']}/{settings['DATABASE']}"
-    )
+    uri = _uri(engine, settings, f"{engine.service}.{SOURCE}.svc.cluster.local")
     sandbox.secret(f"{engine.service}-app", {"DATABASE_URL": uri})
     spec = check(engine, settings, queries_for(engine, {"rows": {"expectedRows": 3}}))
     del spec["serviceRef"], spec["credentialsSecretRef"], spec["database"]

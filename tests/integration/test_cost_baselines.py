@@ -185,6 +185,8 @@ def test_the_baseline_configmap_round_trip_on_the_api_server(
     newer = {**test, "metadata": {**test["metadata"], "uid": "cm-2"}}
     newer["status"] = {**test["status"], "completionTime": "2026-11-30T12:00:00Z"}
     record_baseline(store, newer, "policy/ops/shop")
+    moved = store.load("policy/ops/shop")
+    assert moved is not None and [s.test_uid for s in moved.window(5)] == ["cm-2", "cm-1"]  # cm-1 into the history
     with pytest.raises(ApiError) as conflict:  # a write based on a stale read is refused
         store.save("policy/ops/shop", loaded.snapshot, stale)
     assert conflict.value.conflict
@@ -199,7 +201,7 @@ def test_the_baseline_configmap_round_trip_on_the_api_server(
         return code, capsys.readouterr().out
 
     code, shown = cli("show")
-    assert code == 0 and json.loads(shown)["test_uid"] == "cm-2", shown
+    assert code == 0 and json.loads(shown)["test_uid"] == "cm-2" and json.loads(shown)["history"] == [], shown
     assert cli("reset") == (0, "baseline of policy/ops/shop reset: the next successful test sets a new one\n")
     assert cli("show")[0] == 1 and cli("reset")[0] == 1 and store.load("policy/ops/shop") is None
 

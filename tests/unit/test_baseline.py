@@ -11,7 +11,7 @@ import pytest
 from lazarus.baseline import BaselineStore, compare_with_baseline, record_baseline
 from lazarus.baseline.compare import Policy, compare
 from lazarus.baseline.snapshot import Snapshot, snapshot_of
-from lazarus.baseline.store import SNAPSHOT_KEY, configmap_name
+from lazarus.baseline.store import HISTORY_KEY, MAX_HISTORY, SNAPSHOT_KEY, configmap_name
 from lazarus.checks.expectations import QueryResult, collect, figures
 from lazarus.checks.results import MAX_NAMES
 from lazarus.kube.client import ApiError
@@ -64,7 +64,7 @@ def a_test(
 
 
 def findings(current: dict[str, Any], baseline: dict[str, Any], **policy: Any) -> dict[str, str]:
-    return {f.subject: f.message for f in compare(snapshot_of(current), snapshot_of(baseline), Policy(**policy))}
+    return {f.subject: f.message for f in compare(snapshot_of(current), (snapshot_of(baseline),), Policy(**policy))}
 
 
 def test_query_figures_carry_values_rows_columns_and_names() -> None:
@@ -217,3 +217,54 @@ def test_configmap_names_are_valid_and_distinct() -> None:
     assert configmap_name("schedule/nightly").startswith("lazarus-baseline-schedule-nightly-")
     assert configmap_name("policy/ops/shop") != configmap_name("policy/ops-shop")
     assert len(configmap_name("policy/" + "x" * 300)) <= 63
+
+
+def day(n: int) -> str:
+    return f"2026-12-{n:02d}T12:00:00Z"
+
+
+def test_a_loss_spread_over_several_tests_adds_up_until_it_is_flagged() -> None:
+    rest = FakeConfigMaps()
+    store = BaselineStore(rest, "lazarus-system")  # type: ignore[arg-type]
+    # 10 % fewer orders each day: never more than 20 % below the test before.
+    results = [decide(store, a_test(f"u-{n}", count=count, completed=day(n)))
+               for n, count in enumerate([1000, 900, 810, 729], start=1)]  # fmt: skip
+    assert [r["result"] for r in results] == ["NoBaseline", "Matched", "Matched", "Drifted"]
+    assert results[3]["findings"][0]["message"] == (
+        "databases/shop/count: value 1000 → 729 (-27%) (from backup bk-u-1, the highest of the last 3 good tests)"
+    )
+    # With history 1 each test is compared with the one before only: nothing is flagged.
+    store = BaselineStore(FakeConfigMaps(), "lazarus-system")  # type: ignore[arg-type]
+    results = [decide(store, a_test(f"u-{n}", count=count, completed=day(n), history=1))
+               for n, count in enumerate([1000, 900, 810, 729], start=1)]  # fmt: skip
+    assert [r["result"] for r in results] == ["NoBaseline", "Matched", "Matched", "Matched"]
+
+
+def test_the_history_window_ends_and_what_is_gone_is_compared_with_the_newest_only() -> None:
+    window = tuple(snapshot_of(a_test(f"u-{n}", count=count)) for n, count in ((3, 800), (2, 900), (1, 1000)))
+    current = snapshot_of(a_test("u-4", count=760))
+    assert [f.message for f in compare(current, window, Policy())] == [
+        "databases/shop/count: value 1000 → 760 (-24%) (from backup bk-u-1, the highest of the last 3 good tests)"
+    ]
+    assert compare(current, window, Policy(history=2)) == []  # 900 → 760 is -16 %
+    # A column the oldest test had and the newest did not was accepted: not drift.
+    older = snapshot_of(a_test("u-1", columns=[*COLUMNS, "legacy"]))
+    assert compare(snapshot_of(a_test("u-3")), (snapshot_of(a_test("u-2")), older), Policy()) == []
+
+
+def test_the_history_keeps_only_amounts_and_at_most_its_bound() -> None:
+    rest = FakeConfigMaps()
+    store = BaselineStore(rest, "lazarus-system")  # type: ignore[arg-type]
+    for n in range(1, MAX_HISTORY + 5):
+        decide(store, a_test(f"u-{n}", completed=f"2026-12-01T12:{n:02d}:00Z"))
+    data = rest.objects[configmap_name(SOURCE)]["data"]
+    history = json.loads(data[HISTORY_KEY])
+    assert len(history) == MAX_HISTORY - 1 and history[0]["test_uid"] == f"u-{MAX_HISTORY + 3}"
+    assert history[0]["queries"]["databases/shop/columns"] == {"rows": 4}  # names and columns left out
+    assert "names" in json.loads(data[SNAPSHOT_KEY])["queries"]["databases/shop/columns"]
+    stored = store.load(SOURCE)
+    assert stored is not None and len(stored.window(50)) == MAX_HISTORY
+    # A history edited into nonsense is ignored; the newest snapshot still counts.
+    data[HISTORY_KEY] = '[{"test": 1}]'
+    stored = store.load(SOURCE)
+    assert stored is not None and stored.snapshot is not None and stored.history == ()

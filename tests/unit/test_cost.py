@@ -11,7 +11,7 @@ import pytest
 from lazarus.cost import CostGuard, Prices, measure_cost, remaining_seconds
 from lazarus.cost.quantity import parse_quantity
 from lazarus.cost.quota import sandbox_quota_objects
-from lazarus.cost.usage import Resources, integrate, pod_requests
+from lazarus.cost.usage import Resources, integrate, planned_requests, pod_requests
 from lazarus.lifecycle.durations import format_time
 
 START = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -160,18 +160,59 @@ def test_the_guard_stops_a_test_that_would_cost_more_than_max_cost() -> None:
     guard = CostGuard(big, PRICES, 7200, clock=lambda: clock[0])  # type: ignore[arg-type]
     now = START + timedelta(seconds=60)
     # 16 cores + 64 GiB for 60 s accrued ≈ 0.0160; for up to 840 s more ≈ 0.224 in all.
-    limit = guard.exceeded(running_test(max_cost=0.1), now)
+    limit = guard.exceeded(running_test(max_cost=0.1), now=now)
     assert limit is not None and "would cost up to 0.2400 USD" in limit.message and "16 CPU" in limit.message
     assert limit.cost.to_status()["estimate"] == pytest.approx(0.016, abs=1e-4)
-    assert guard.exceeded(running_test(max_cost=0.1), now) is None and len(big.calls) == 2  # measured 0 s ago
-    assert guard.exceeded(running_test("Checking", max_cost=0.05), now) is not None  # a new phase: measured
+    # Measured 0 s ago: the measurement is reused, with no call, and still says so.
+    assert guard.exceeded(running_test(max_cost=0.1), now=now) is not None and len(big.calls) == 2
+    assert guard.exceeded(running_test(max_cost=1.0), now=now) is None and len(big.calls) == 2
+    assert guard.exceeded(running_test("Checking", max_cost=0.05), now=now) is not None  # a new phase: measured
+    assert len(big.calls) == 4
     clock[0] = 20.0
-    assert guard.exceeded(running_test(max_cost=1.0), now) is None  # under the limit even at the worst
+    assert guard.exceeded(running_test(max_cost=1.0), now=now) is None and len(big.calls) == 6  # measured again
+
+
+def test_the_guard_stops_a_test_on_its_workloads_plan_before_their_pods_run() -> None:
+    empty = FakeRest([], [])
+    guard = CostGuard(empty, PRICES, 7200)  # type: ignore[arg-type]
+    now = START + timedelta(seconds=60)
+    assert guard.exceeded(running_test(max_cost=0.1), Resources(), now=now) is None  # nothing held nor planned
+    # 4 replicas of 16 cores, not yet scheduled: 64 cores for up to 840 s ≈ 0.597 USD.
+    planned = planned_requests([deployment(4, container("16", "1Gi"))])
+    limit = guard.exceeded(running_test(max_cost=0.1), planned, now=now)
+    assert limit is not None and "64 CPU" in limit.message and "requested by the restored workloads" in limit.message
+    assert limit.cost.to_status()["pods"] == 0 and len(empty.calls) == 2  # one measurement, reused
+
+
+def deployment(replicas: int | None, *containers: dict[str, Any], kind: str = "Deployment", **extra: Any):
+    spec: dict[str, Any] = {"template": {"spec": {"containers": list(containers)}}, **extra}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {"kind": kind, "metadata": {"name": "w"}, "spec": spec}
+
+
+def test_planned_requests_of_restored_workloads() -> None:
+    one = container("500m", "1Gi")
+    assert planned_requests([deployment(3, one)]) == Resources(cpu=1.5, memory_gib=3.0)
+    assert planned_requests([deployment(None, one)]) == Resources(cpu=0.5, memory_gib=1.0)  # default replicas
+    assert planned_requests([deployment(0, one)]) == Resources()
+    claims = [{"spec": {"resources": {"requests": {"storage": "10Gi"}}}}]
+    statefulset = deployment(2, one, kind="StatefulSet", volumeClaimTemplates=claims)
+    assert planned_requests([statefulset]) == Resources(cpu=1.0, memory_gib=2.0, storage_gib=20.0)
+    daemonset = deployment(None, one, kind="DaemonSet")
+    assert planned_requests([daemonset]) == Resources()  # nodes not counted yet
+    daemonset["status"] = {"desiredNumberScheduled": 4}
+    assert planned_requests([daemonset, deployment(1, one)]) == Resources(cpu=2.5, memory_gib=5.0)
+
+
+def test_held_and_planned_cover_each_other_per_resource() -> None:
+    held, planned = Resources(cpu=2, memory_gib=1), Resources(cpu=1, memory_gib=4, storage_gib=3)
+    assert held.covering(planned) == Resources(cpu=2, memory_gib=4, storage_gib=3)
 
 
 def test_the_guard_stops_a_test_whose_accrued_cost_passed_max_cost() -> None:
     rest = FakeRest([pod([container("16", "64Gi")])], [])
-    limit = CostGuard(rest, PRICES, 7200).exceeded(running_test(max_cost=0.01), START + timedelta(seconds=60))  # type: ignore[arg-type]
+    limit = CostGuard(rest, PRICES, 7200).exceeded(running_test(max_cost=0.01), now=START + timedelta(seconds=60))  # type: ignore[arg-type]
     assert limit is not None and limit.message.startswith("the sandbox has cost 0.0160 USD, more than maxCost 0.01")
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from lazarus.baseline.compare import FINDING_TYPES, Finding
 from lazarus.lifecycle.status import FAILURE_REASONS
 from lazarus.metrics import (
     CacheCollector,
     RestoreTestMetrics,
     observe_finished_test,
-    observe_test_cost,
     register_cache_metrics,
 )
 from lazarus.outcome import outcome_of
@@ -184,12 +187,39 @@ def test_a_scrape_creates_the_result_counters_of_every_source_at_zero() -> None:
     assert registry.get_sample_value("lazarus_test_failure_total", {**source, "reason": "HealthChecksFailed"}) == 1
 
 
+def with_status(test: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {**test, "status": {**test["status"], **fields}}
+
+
 def test_the_cost_of_finished_tests_adds_up_per_source() -> None:
     registry = CollectorRegistry()
     metrics = RestoreTestMetrics(registry)
-    cost = {"estimate": 0.25, "currency": "EUR"}
-    observe_test_cost(finished_test(), backup("shop-20260101", schedule="shop-daily"), cost, metrics)
-    observe_test_cost(finished_test(), backup("shop-20260101", schedule="shop-daily"), cost, metrics)
-    observe_test_cost(finished_test(spec={"metrics": {"enabled": False}}), None, cost, metrics)
+    costly = with_status(finished_test(), cost={"estimate": 0.25, "currency": "EUR"})
+    observe_finished_test(costly, backup("shop-20260101", schedule="shop-daily"), metrics)
+    observe_finished_test(costly, backup("shop-20260101", schedule="shop-daily"), metrics)
+    observe_finished_test({**costly, "spec": {"metrics": {"enabled": False}}}, None, metrics)
+    observe_finished_test(finished_test(), None, metrics)  # no cost measured: nothing added
     assert sample(registry, "lazarus_test_cost_total", source="schedule/shop-daily", currency="EUR") == 0.5
     assert sample(registry, "lazarus_test_cost_total", source="manual", currency="EUR") is None
+
+
+def test_drift_from_the_baseline_is_counted_once_per_test_and_finding_type() -> None:
+    registry = CollectorRegistry()
+    metrics = RestoreTestMetrics(registry)
+    metrics.prepare(["schedule/shop-daily", "manual"])
+    source = {"source": "schedule/shop-daily"}
+    for finding in FINDING_TYPES:
+        assert sample(registry, "lazarus_baseline_drift_total", **source, finding=finding) == 0
+    assert sample(registry, "lazarus_baseline_drift_total", source="manual", finding="ValueDropped") is None
+    findings = [{"type": "ValueDropped", "subject": "a"}, {"type": "ValueDropped", "subject": "b"},
+                {"type": "KindRemoved", "subject": "apps/Deployment"}]  # fmt: skip
+    drifted = with_status(finished_test(), baseline={"result": "Drifted", "findings": findings})
+    observe_finished_test(drifted, backup("shop-20260101", schedule="shop-daily"), metrics)
+    assert sample(registry, "lazarus_baseline_drift_total", **source, finding="ValueDropped") == 1
+    assert sample(registry, "lazarus_baseline_drift_total", **source, finding="KindRemoved") == 1
+    assert sample(registry, "lazarus_baseline_drift_total", **source, finding="RtoGrew") == 0
+
+
+def test_finding_types_are_the_ones_the_comparison_makes() -> None:
+    made = set(re.findall(r'Finding\(\s*"(\w+)"', Path(inspect.getfile(Finding)).read_text()))
+    assert made == set(FINDING_TYPES)

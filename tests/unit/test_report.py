@@ -124,3 +124,16 @@ def test_the_cost_of_each_test_and_per_source_is_reported() -> None:
     assert shop["cost"] == {"USD": 0.5125} and shop["history"][2]["cost"] is None
     assert shop["history"][0]["cost"] == {"estimate": 0.0125, "currency": "USD"}
     assert "<li>Cost: 0.5125 USD (2 of 3 tests measured)</li>" in html(built)
+
+
+def test_drift_from_the_baseline_is_reported_per_source_and_test() -> None:
+    tests, backups = history()
+    warned = {"result": "Drifted", "findings": [{"type": "ValueDropped", "subject": "database/count"}]}
+    tests[0]["status"]["baseline"] = warned
+    tests[1]["status"]["baseline"] = {"result": "Matched", "findings": []}
+    built = build_report(tests, backups, since=NOW - timedelta(days=30), now=NOW)
+    text = markdown(built)
+    assert "- Baseline drift: 1 test (ValueDropped)" in text and "- Baseline drift: none" in text
+    shop = json.loads(as_json(built))["sources"][1]
+    assert [o["baselineDrift"] for o in shop["history"]] == [["ValueDropped"], [], []]
+    assert "<li>Baseline drift: 1 test (ValueDropped)</li>" in html(built)
