@@ -9,8 +9,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
+
+
+class CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is when it writes, not the stream it was
+    when logging was configured: a caller that swaps stderr for a while (a test capturing output,
+    a tool embedding ``lazarus``) and closes its stream must not leave logging writing to a closed
+    file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure(level: str = "info", json_output: bool | None = None) -> None:
@@ -28,10 +42,11 @@ def configure(level: str = "info", json_output: bool | None = None) -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # PrintLogger only calls write and flush.
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, CurrentStderr())),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(CurrentStderr())
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared))
     root = logging.getLogger()
     root.handlers[:] = [handler]
