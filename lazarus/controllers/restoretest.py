@@ -34,6 +34,7 @@ from lazarus.informers import (
     DAEMON_SETS,
     DEPLOYMENTS,
     LAZARUS_RESTORE_TESTS,
+    NAMESPACE_INDEX,
     NAMESPACES,
     RESTORES,
     STATEFUL_SETS,
@@ -611,14 +612,14 @@ class RestoreTestReconciler:
     def _restored_workloads(self, test: dict[str, Any], kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The restored workloads (of ``kinds``: ``Deployments``, ...; default all) in the test's
         sandboxes, from the informers' caches."""
-        sandboxes = set((test.get("status") or {}).get("sandboxNamespaces") or [])
+        sandboxes = (test.get("status") or {}).get("sandboxNamespaces") or []
         wanted = set(self.workloads if kinds is None else kinds)
         return [
             obj
             for kind, informer in self.workloads.items()
             if kind in wanted
-            for obj in informer.store.list()
-            if obj["metadata"].get("namespace") in sandboxes
+            for namespace in sandboxes
+            for obj in informer.store.by_index(NAMESPACE_INDEX, namespace)
         ]
 
     def _verify(self, test: dict[str, Any]) -> None:
