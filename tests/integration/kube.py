@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -60,3 +62,23 @@ def wait_velero_phase(api: client.CustomObjectsApi, plural: str, name: str, time
         return obj if phase in terminal and phase != "Finalizing" else None
 
     return wait_until(f"{plural}/{name} to finish", probe, timeout=timeout)
+
+
+def wait_backup_completed(api: client.CustomObjectsApi, name: str, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait until a Velero Backup finishes and return it; fail unless it ``Completed``, quoting the
+    error lines Velero logged for it (the test bed keeps its log beside the kubeconfig)."""
+    backup = wait_velero_phase(api, "backups", name, timeout)
+    phase = backup["status"]["phase"]
+    if phase != "Completed":
+        raise AssertionError(f"backup {name} ended {phase}, not Completed: {backup['status']}\n{_velero_errors(name)}")
+    return backup
+
+
+def _velero_errors(backup: str) -> str:
+    """The error lines of the test bed's Velero log that name ``backup`` (the last 20)."""
+    log = Path(os.environ["KUBECONFIG"]).parent / "logs" / "velero.log"
+    if not log.exists():
+        return f"(no Velero log at {log})"
+    tag = f"backup=velero/{backup} "
+    lines = [line for line in log.read_text(errors="replace").splitlines() if tag in line and "level=error" in line]
+    return "\n".join(lines[-20:]) or "(Velero logged no error for it)"

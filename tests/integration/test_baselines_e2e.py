@@ -22,7 +22,7 @@ from urllib3.exceptions import ProtocolError
 from lazarus.baseline.store import configmap_name
 from lazarus.cli import main
 from tests.integration.conftest import delete_namespace_and_wait
-from tests.integration.kube import create_velero_object, unique_name, wait_until, wait_velero_phase
+from tests.integration.kube import create_velero_object, unique_name, wait_backup_completed, wait_until
 from tests.integration.operator_process import OperatorProcess
 from tests.integration.test_restoretest import (
     GROUP,
@@ -54,7 +54,7 @@ def _backup_now(custom: client.CustomObjectsApi, core: client.CoreV1Api, apps: c
     name = unique_name("bk")
     create_velero_object(custom, "Backup", "backups", name,
                          {"includedNamespaces": [production["namespace"]], "ttl": "2h0m0s"})  # fmt: skip
-    assert wait_velero_phase(custom, "backups", name)["status"]["phase"] == "Completed"
+    wait_backup_completed(custom, name)
     production["before"] = _snapshot(core, apps, production["namespace"])
     return name
 

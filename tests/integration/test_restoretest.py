@@ -14,7 +14,13 @@ import pytest
 from kubernetes import client
 
 from tests.integration.conftest import delete_namespace_and_wait
-from tests.integration.kube import create_velero_object, unique_name, wait_until, wait_velero_phase
+from tests.integration.kube import (
+    create_velero_object,
+    unique_name,
+    wait_backup_completed,
+    wait_until,
+    wait_velero_phase,
+)
 from tests.integration.operator_process import OperatorProcess, start_operator
 from tests.receivers import HttpReceiver
 
@@ -102,7 +108,7 @@ def stuck_backup(
     source = production["namespace"]
     _create_stuck_deployment(apps, source)
     backup = _backup(custom, source)
-    wait_velero_phase(custom, "backups", backup)
+    wait_backup_completed(custom, backup)
     production["before"] = _snapshot(core, apps, source)
     return backup
 
@@ -137,7 +143,7 @@ def _test_of_fresh_backup(
 ) -> tuple[str, dict[str, Any]]:
     """Back up production (Completed), note its state, run a test of that backup to its end."""
     backup = _backup(custom, production["namespace"])
-    assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
+    wait_backup_completed(custom, backup)
     production["before"] = _snapshot(core, apps, production["namespace"])
     name = _create_test(custom, namespace, backup, **spec)
     return backup, _wait_phase(custom, namespace, name, {"Succeeded", "Failed"})
@@ -235,7 +241,7 @@ def test_a_finished_test_is_reported_once_by_metrics_events_and_its_notification
         namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="hooks"), string_data={"url": url})
     )
     backup = _backup(custom, production["namespace"])
-    wait_velero_phase(custom, "backups", backup)
+    wait_backup_completed(custom, backup)
     webhook = {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}
     name = _create_test(custom, namespace, backup, notifications={"onSuccess": webhook, "onFailure": webhook})
     test = wait_until(
@@ -281,6 +287,7 @@ def test_backup_that_did_not_complete_fails(
     test = _wait_phase(custom, namespace, name, {"Failed"})
     assert test["status"]["reason"] == "BackupNotCompleted"
     assert "FailedValidation" in test["status"]["message"]
+    assert "no-such-location" in test["status"]["message"]  # Velero's validation error, quoted
 
 
 def test_workloads_that_never_become_ready_fail_the_test_and_are_cleaned_up(
@@ -420,7 +427,7 @@ def test_cluster_scoped_objects_the_restore_created_are_deleted_and_existing_one
         rbac.create_cluster_role(client.V1ClusterRole(metadata=client.V1ObjectMeta(name=role)))
     try:
         backup = _backup(custom, production["namespace"], includedClusterScopedResources=["clusterroles"])
-        assert wait_velero_phase(custom, "backups", backup)["status"]["phase"] == "Completed"
+        wait_backup_completed(custom, backup)
         rbac.delete_cluster_role(lost)  # lost after the backup: the restore brings it back
 
         name = _create_test(custom, namespace, backup, restore={"includeClusterResources": True},
@@ -513,7 +520,7 @@ def test_side_effects_are_neutralised(
         ),
     )
     backup = _backup(custom, source)
-    wait_velero_phase(custom, "backups", backup)
+    wait_backup_completed(custom, backup)
     production["before"] = _snapshot(core, apps, source)
 
     name = _create_test(custom, namespace, backup, cleanup={"enabled": False})

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.kube import wait_until, wait_velero_phase
+from tests.integration.kube import wait_backup_completed, wait_until
 from tests.integration.operator_process import start_operator
 from tests.integration.test_restoretest import (
     GROUP,
@@ -51,7 +51,7 @@ def test_killed_again_and_again_the_test_still_ends_with_one_restore(
 ) -> None:
     source = production["namespace"]
     backup = _backup(custom, source)
-    wait_velero_phase(custom, "backups", backup)
+    wait_backup_completed(custom, backup)
     production["before"] = _snapshot(core, apps, source)
     name = _create_test(custom, namespace, backup, cleanup={"enabled": False})
 

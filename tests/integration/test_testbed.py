@@ -13,6 +13,7 @@ from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import (
     create_velero_object,
     unique_name,
+    wait_backup_completed,
     wait_until,
     wait_velero_phase,
 )
@@ -73,7 +74,7 @@ def source_namespace(core: client.CoreV1Api, apps: client.AppsV1Api) -> Iterator
 def completed_backup(custom: client.CustomObjectsApi, source_namespace: str) -> dict[str, Any]:
     name = unique_name("backup")
     create_velero_object(custom, "Backup", "backups", name, {"includedNamespaces": [source_namespace], "ttl": "1h0m0s"})
-    return wait_velero_phase(custom, "backups", name)
+    return wait_backup_completed(custom, name)
 
 
 def test_velero_backup_completes_with_items(completed_backup: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from tests.integration.kube import (
     VELERO_NAMESPACE,
     create_velero_object,
     unique_name,
+    wait_backup_completed,
     wait_until,
     wait_velero_phase,
 )
@@ -184,8 +185,7 @@ def restored(rest: Rest, custom: client.CustomObjectsApi) -> Iterator[Restored]:
         create_velero_object(custom, "Backup", "backups", backup,
                              {"includedNamespaces": [source], "snapshotVolumes": False, "ttl": "1h0m0s"})
         created_backup = True
-        finished = wait_velero_phase(custom, "backups", backup)
-        assert finished["status"]["phase"] == "Completed", finished["status"]
+        wait_backup_completed(custom, backup)
 
         contents = backup_resource_list(rest, backup, VELERO_NAMESPACE)
 
