@@ -60,7 +60,7 @@ test: testbed-build lint
 	$(TESTBED) down >/dev/null 2>&1 || true
 	@set -e; trap '$(TESTBED) down' EXIT; \
 	  $(TESTBED) up; \
-	  eval "$$($(DATABASES) up)"; \
+	  db_env=$$($(DATABASES) up); eval "$$db_env"; \
 	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(VENV)/bin/pytest -m integration tests/integration -q
 
 # The main job, end to end, on the local test bed (see e2e/demo.sh).

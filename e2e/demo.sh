@@ -27,7 +27,8 @@ trap finish EXIT
 
 step "starting the test bed (Kubernetes, Velero, PostgreSQL)"
 "$here/testbed/testbed.sh" up >/dev/null
-eval "$("$here/testbed/databases.sh" up)"
+db_env=$("$here/testbed/databases.sh" up)  # an assignment, so that a failed start stops the demo
+eval "$db_env"
 export KUBECONFIG=$KUBECONFIG_PATH
 kubectl() { "$KUBE_BIN/kubectl" "$@"; }
 kubectl apply --server-side -k "$root/crds" >/dev/null

@@ -70,7 +70,15 @@ start() {
   mkdir -p "$TESTBED_STATE/pids" "$TESTBED_STATE/logs"
   log "starting $name"
   setsid "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
-  echo $! >"$(pid_file "$name")"
+  local pid=$! i
+  echo "$pid" >"$(pid_file "$name")"
+  # Until the exec, /proc shows this shell's command line, not NAME's: wait for it (or for the
+  # process's end), or is_running would take a process still starting for one that exited.
+  for i in $(seq 1 100); do
+    is_running "$name" && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.05
+  done
 }
 
 # stop NAME [SIGNAL]: SIGNAL (default TERM: each server's clean shutdown) to the session, SIGKILL
