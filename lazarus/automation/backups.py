@@ -48,6 +48,18 @@ def phase(backup: Backup) -> str:
     return str((backup.get("status") or {}).get("phase") or "")
 
 
+def velero_findings(backup: Backup) -> str:
+    """What Velero said of a backup that did not complete: its validation errors, or how many errors
+    and warnings it logged (and the command that lists them). Empty when it said nothing."""
+    status = backup.get("status") or {}
+    if status.get("validationErrors"):
+        return ": " + "; ".join(str(error) for error in status["validationErrors"])
+    errors, warnings = int(status.get("errors") or 0), int(status.get("warnings") or 0)
+    if not errors and not warnings:
+        return ""
+    return f" with {errors} errors and {warnings} warnings (velero backup logs {backup['metadata']['name']})"
+
+
 def is_terminal(backup: Backup) -> bool:
     """Whether Velero is done with the backup (``Deleting`` is not: it is going away)."""
     return phase(backup) in TERMINAL_PHASES

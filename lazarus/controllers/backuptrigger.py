@@ -41,6 +41,7 @@ from lazarus.automation.backups import (
     is_terminal,
     phase,
     schedule_selection,
+    velero_findings,
 )
 from lazarus.automation.metrics import BACKUPS_UNSUCCESSFUL, TESTS_CREATED
 from lazarus.automation.names import backup_test_name
@@ -287,7 +288,8 @@ class BackupTriggerReconciler:
         ended = phase(backup)
         if ended in UNSUCCESSFUL_PHASES:
             tested = "it is tested anyway" if template.tests_phase(ended) else "it is not tested"
-            message = f"backup {backup['metadata']['name']} ended {ended}; {tested} ({template.source})"
+            name = backup["metadata"]["name"]
+            message = f"backup {name} ended {ended}{velero_findings(backup)}; {tested} ({template.source})"
             if self._once(backup, BACKUP_UNSUCCESSFUL, ended):  # once per backup, whatever the template
                 BACKUPS_UNSUCCESSFUL.labels(ended, schedule_of(backup) or "").inc()
                 self.events.record(backup, WARNING, BACKUP_UNSUCCESSFUL, message)

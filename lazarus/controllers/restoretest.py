@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from lazarus.automation.backups import velero_findings
 from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline, record_baseline
 from lazarus.checks import run_health_checks
 from lazarus.controllers.base import Controller
@@ -301,7 +302,7 @@ class RestoreTestReconciler:
             self.status.fail(
                 test,
                 "BackupNotCompleted",
-                f"backup {spec['backupName']} ended {backup_phase}{_velero_findings(backup)}; "
+                f"backup {spec['backupName']} ended {backup_phase}{velero_findings(backup)}; "
                 "only Completed backups are tested"
                 + ("" if backup_phase != BACKUP_PARTIAL else " (set allowPartiallyFailed to test it)"),
             )
@@ -865,18 +866,6 @@ def _velero_is_restoring(obj: dict[str, Any]) -> bool:
     """Whether ``obj`` is a Velero Restore that Velero has started and not finished."""
     phase = (obj.get("status") or {}).get("phase") or ""
     return obj.get("kind") == "Restore" and phase not in (*RESTORE_NOT_STARTED, *RESTORE_TERMINAL)
-
-
-def _velero_findings(backup: dict[str, Any]) -> str:
-    """What Velero said of a backup that did not complete: its validation errors, or how many errors
-    and warnings it logged (and the command that lists them). Empty when it said nothing."""
-    status = backup.get("status") or {}
-    if status.get("validationErrors"):
-        return ": " + "; ".join(str(error) for error in status["validationErrors"])
-    errors, warnings = int(status.get("errors") or 0), int(status.get("warnings") or 0)
-    if not errors and not warnings:
-        return ""
-    return f" with {errors} errors and {warnings} warnings (velero backup logs {backup['metadata']['name']})"
 
 
 def _restore_name(test: dict[str, Any]) -> str:

@@ -248,12 +248,17 @@ def test_failed_backups_are_reported_and_tested_only_when_the_policy_says_so(tri
     reconciler, rest, context = trigger
     preload(context, SCHEDULES, schedule(**OPTED_IN))
     preload(context, LAZARUS_RESTORE_TESTS, lrt("daily-1", "lazarus-system", "daily-1"))
-    preload(context, BACKUPS, backup("daily-1", 1), backup("daily-2", 2, "Failed"),
-            backup("daily-3", 3, "PartiallyFailed"))  # fmt: skip
+    partially_failed = backup("daily-3", 3, "PartiallyFailed")
+    partially_failed["status"]["errors"] = 2
+    preload(context, BACKUPS, backup("daily-1", 1), backup("daily-2", 2, "Failed"), partially_failed)
     reconciler.sync("schedule:velero/daily")
     reconciler.sync("schedule:velero/daily")
     assert rest.created_tests() == []
     assert rest.events() == [("daily-2", "Warning", "BackupUnsuccessful"), ("daily-3", "Warning", "BackupUnsuccessful")]
+    assert rest.writes("POST", "/events")[1]["message"] == (
+        "backup daily-3 ended PartiallyFailed with 2 errors and 0 warnings (velero backup logs daily-3); "
+        "it is not tested (the default template)"
+    )
     assert failed_count() == before + 1
 
     lenient = policy("lenient", "lazarus-system", testFailedBackups=True,

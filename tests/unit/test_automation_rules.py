@@ -15,6 +15,7 @@ from lazarus.automation.backups import (
     matches_selector,
     policy_selection,
     schedule_selection,
+    velero_findings,
 )
 from lazarus.automation.cron import CronSchedule, InvalidSchedule, due_run, too_late
 from lazarus.automation.names import backup_test_name, bounded_name, policy_run_name
@@ -250,3 +251,15 @@ def test_an_unsafe_template_is_invalid() -> None:
     bad = policy(template={"spec": {"restore": {"includedResources": ["ingresses"]}}})
     with pytest.raises(InvalidTemplate, match="ingresses"):
         RestoreTestTemplate.from_policy(bad)
+
+
+def test_a_backup_that_did_not_complete_is_explained_by_what_velero_said() -> None:
+    def backup(**status: object) -> dict[str, object]:
+        return {"metadata": {"name": "nightly-1"}, "status": status}
+
+    assert velero_findings(backup(phase="Failed")) == ""
+    assert velero_findings(backup(phase="PartiallyFailed", errors=2)) == (
+        " with 2 errors and 0 warnings (velero backup logs nightly-1)"
+    )
+    invalid = backup(phase="FailedValidation", validationErrors=["location 'x' not found", "bad selector"])
+    assert velero_findings(invalid) == ": location 'x' not found; bad selector"

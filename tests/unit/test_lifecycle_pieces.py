@@ -192,14 +192,3 @@ def test_every_reason_the_controller_fails_a_test_with_is_a_known_failure_reason
     assert len(reasons) >= 10 and reasons <= set(FAILURE_REASONS), reasons - set(FAILURE_REASONS)
     assert set(FAILURE_REASONS) <= reasons, set(FAILURE_REASONS) - reasons
 
-
-def test_a_backup_that_did_not_complete_is_explained_by_what_velero_said() -> None:
-    def backup(**status: object) -> dict[str, object]:
-        return {"metadata": {"name": "nightly-1"}, "status": status}
-
-    assert restoretest._velero_findings(backup(phase="Failed")) == ""
-    assert restoretest._velero_findings(backup(phase="PartiallyFailed", errors=2)) == (
-        " with 2 errors and 0 warnings (velero backup logs nightly-1)"
-    )
-    invalid = backup(phase="FailedValidation", validationErrors=["location 'x' not found", "bad selector"])
-    assert restoretest._velero_findings(invalid) == ": location 'x' not found; bad selector"
