@@ -62,7 +62,7 @@ def compare_with_baseline(
     if not policy.enabled:
         return BaselineCheck({**status, "result": DISABLED, "message": "baselines are disabled for this test"})
     if source == MANUAL:
-        message = "no baseline: the test has no Schedule or policy to compare it with earlier tests of"
+        message = "no baseline: the test belongs to no Schedule or policy: no earlier tests to compare it with"
         return BaselineCheck({**status, "result": NOT_APPLICABLE, "message": message}, message=message)
     status["configMap"] = store.location(source)
     stored = store.load(source)
