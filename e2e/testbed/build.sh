@@ -3,6 +3,7 @@
 #
 # Usage: build.sh [component...]   (default: all)
 # Components: kubernetes etcd kwok velero velero-aws-plugin versitygw ferretdb prometheus-operator-crds
+#             runc containerd cni-plugins kubernetes-node coredns kube-router local-path-provisioner
 #
 # Each component is built in a throwaway Go module under the cache directory and its binaries are
 # installed into "$LAZARUS_TESTBED_CACHE/bin/<component>-<version>/". A component whose binaries are
@@ -35,30 +36,44 @@ go_build() {
     || { tail -30 "$dir/build-$(basename "$out").log" >&2; die "build step '$step' failed (log: $dir/build-$(basename "$out").log)"; }
 }
 
-build_kubernetes() {
-  local out; out=$(component_dir kubernetes "$KUBERNETES_VERSION")
-  [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kube-scheduler" ] && [ -x "$out/kubectl" ] && return 0
-  local dir="$TESTBED_CACHE/src/kubernetes-$KUBERNETES_VERSION"
+# kubernetes_module DIR: a throwaway module requiring k8s.io/kubernetes, whose staging modules
+# (replaced with local paths in its own go.mod) are replaced with their releases.
+kubernetes_module() {
+  local dir=$1 gomod
   new_module "$dir" lazarus.local/kubernetes
   log "resolving k8s.io/kubernetes@$KUBERNETES_VERSION"
-  local gomod
   gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p') \
     || die "step 'resolve kubernetes': k8s.io/kubernetes@$KUBERNETES_VERSION is not served by the module proxy"
   {
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     echo "replace ("
-    # k8s.io/kubernetes replaces its staging modules with local paths; use their releases instead.
     sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 '"$KUBERNETES_STAGING_VERSION"'#p' "$gomod"
     echo ")"
   } >>"$dir/go.mod"
+}
+
+# build_kubernetes_commands COMPONENT CMD...: the named k8s.io/kubernetes commands into the
+# component's cache directory (skipped when all are there).
+build_kubernetes_commands() {
+  local component=$1; shift
+  local out; out=$(component_dir "$component" "$KUBERNETES_VERSION")
+  local cmd missing=0
+  for cmd in "$@"; do [ -x "$out/$cmd" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  local dir="$TESTBED_CACHE/src/$component-$KUBERNETES_VERSION"
+  kubernetes_module "$dir"
   local pkg="k8s.io/component-base/version"
   local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  local cmd
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    go_build "kubernetes/$cmd" "$dir" "$dir/out/$cmd" "k8s.io/kubernetes/cmd/$cmd" -ldflags "$ldflags"
+  for cmd in "$@"; do
+    go_build "$component/$cmd" "$dir" "$dir/out/$cmd" "k8s.io/kubernetes/cmd/$cmd" -ldflags "$ldflags"
   done
   install_dir "$dir/out" "$out"
 }
+
+build_kubernetes() { build_kubernetes_commands kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl; }
+
+# The real node's Kubernetes agents, kept apart from the control plane so each caches on its own.
+build_kubernetes_node() { build_kubernetes_commands kubernetes-node kubelet kube-proxy; }
 
 # build_from_module NAME VERSION MODULE PACKAGE [after-build hook]: the common case, one command
 # of one module at one version, built into $TESTBED_CACHE/bin/NAME-VERSION/NAME.
@@ -105,7 +120,7 @@ adopt_module() {
 
 build_velero() {
   local out; out=$(component_dir velero "$VELERO_VERSION")
-  [ -x "$out/velero" ] && return 0
+  [ -x "$out/velero" ] && [ -x "$out/velero-restore-helper" ] && [ -x "$out/velero-helper" ] && return 0
   local dir="$TESTBED_CACHE/src/velero-$VELERO_VERSION"
   new_module "$dir" lazarus.local/velero
   echo "require github.com/vmware-tanzu/velero $VELERO_VERSION" >>"$dir/go.mod"
@@ -113,6 +128,12 @@ build_velero() {
   local pkg=github.com/vmware-tanzu/velero/pkg/buildinfo
   go_build velero "$dir" "$dir/out/velero" github.com/vmware-tanzu/velero/cmd/velero \
     -ldflags "-s -w -X $pkg.Version=$VELERO_VERSION -X $pkg.GitTreeState=clean"
+  # The image's other commands: the init container that holds a restored pod until its volume
+  # data is back, and the node agent's helper.
+  local helper
+  for helper in velero-restore-helper velero-helper; do
+    go_build "velero/$helper" "$dir" "$dir/out/$helper" "github.com/vmware-tanzu/velero/cmd/$helper" -ldflags "-s -w"
+  done
   install_dir "$dir/out" "$out"
 }
 
@@ -163,10 +184,78 @@ build_prometheus_operator_crds() {
   install_dir "$dir/out" "$out"
 }
 
+# runc needs cgo and Debian's libseccomp-dev for seccomp; its default libpathrs tag needs a Rust
+# library, so the tags are given explicitly without it.
+build_runc() {
+  local out; out=$(component_dir runc "$RUNC_VERSION")
+  [ -x "$out/runc" ] && return 0
+  [ -f /usr/include/seccomp.h ] || die "step 'runc': libseccomp-dev is missing (e2e/testbed/system-deps.sh installs it)"
+  local dir="$TESTBED_CACHE/src/runc-$RUNC_VERSION"
+  new_module "$dir" lazarus.local/runc
+  echo "require github.com/opencontainers/runc $RUNC_VERSION" >>"$dir/go.mod"
+  adopt_module "$dir" "github.com/opencontainers/runc@$RUNC_VERSION"
+  CGO_ENABLED=1 go_build runc "$dir" "$dir/out/runc" github.com/opencontainers/runc \
+    -tags "seccomp urfave_cli_no_docs" -ldflags "-s -w -X main.version=${RUNC_VERSION#v}"
+  install_dir "$dir/out" "$out"
+}
+
+# containerd, its runc shim and ctr, without the storage drivers that need cgo (overlayfs is used).
+build_containerd() {
+  local out; out=$(component_dir containerd "$CONTAINERD_VERSION")
+  [ -x "$out/containerd" ] && [ -x "$out/containerd-shim-runc-v2" ] && [ -x "$out/ctr" ] && return 0
+  local dir="$TESTBED_CACHE/src/containerd-$CONTAINERD_VERSION" cmd
+  new_module "$dir" lazarus.local/containerd
+  echo "require github.com/containerd/containerd/v2 $CONTAINERD_VERSION" >>"$dir/go.mod"
+  adopt_module "$dir" "github.com/containerd/containerd/v2@$CONTAINERD_VERSION"
+  for cmd in containerd containerd-shim-runc-v2 ctr; do
+    go_build "containerd/$cmd" "$dir" "$dir/out/$cmd" "github.com/containerd/containerd/v2/cmd/$cmd" \
+      -tags "no_btrfs no_devmapper no_zfs no_aufs" \
+      -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION"
+  done
+  install_dir "$dir/out" "$out"
+}
+
+build_cni_plugins() {
+  local out; out=$(component_dir cni-plugins "$CNI_PLUGINS_VERSION")
+  [ -x "$out/bridge" ] && [ -x "$out/host-local" ] && [ -x "$out/loopback" ] && [ -x "$out/portmap" ] && return 0
+  local dir="$TESTBED_CACHE/src/cni-plugins-$CNI_PLUGINS_VERSION" plugin
+  new_module "$dir" lazarus.local/cni-plugins
+  echo "require github.com/containernetworking/plugins $CNI_PLUGINS_VERSION" >>"$dir/go.mod"
+  adopt_module "$dir" "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION"
+  for plugin in main/bridge main/loopback ipam/host-local meta/portmap; do
+    go_build "cni-plugins/$plugin" "$dir" "$dir/out/$(basename "$plugin")" \
+      "github.com/containernetworking/plugins/plugins/$plugin" -ldflags "-s -w"
+  done
+  install_dir "$dir/out" "$out"
+}
+
+# build_adopted NAME VERSION MODULE PACKAGE: one command of a module that pins its dependencies
+# with replace directives of its own (adopt_module repeats them).
+build_adopted() {
+  local name=$1 version=$2 module=$3 pkg=$4
+  local out; out=$(component_dir "$name" "$version")
+  [ -x "$out/$name" ] && return 0
+  local dir="$TESTBED_CACHE/src/$name-$version"
+  new_module "$dir" "lazarus.local/$name"
+  echo "require $module $version" >>"$dir/go.mod"
+  adopt_module "$dir" "$module@$version"
+  go_build "$name" "$dir" "$dir/out/$name" "$pkg" -ldflags "-s -w"
+  install_dir "$dir/out" "$out"
+}
+
+build_coredns() { build_adopted coredns "$COREDNS_VERSION" github.com/coredns/coredns github.com/coredns/coredns; }
+build_kube_router() {
+  build_adopted kube-router "$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2 github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+}
+build_local_path_provisioner() {
+  build_adopted local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" github.com/rancher/local-path-provisioner github.com/rancher/local-path-provisioner
+}
+
 main() {
   require_go
   local components=("$@")
-  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin ferretdb prometheus-operator-crds)
+  [ ${#components[@]} -gt 0 ] || components=(etcd kubernetes kwok versitygw velero velero-aws-plugin ferretdb prometheus-operator-crds
+    runc containerd cni-plugins kubernetes-node coredns kube-router local-path-provisioner)
   local c
   for c in "${components[@]}"; do
     case "$c" in
@@ -178,6 +267,13 @@ main() {
       versitygw) build_versitygw ;;
       ferretdb) build_ferretdb ;;
       prometheus-operator-crds) build_prometheus_operator_crds ;;
+      runc) build_runc ;;
+      containerd) build_containerd ;;
+      cni-plugins) build_cni_plugins ;;
+      kubernetes-node) build_kubernetes_node ;;
+      coredns) build_coredns ;;
+      kube-router) build_kube_router ;;
+      local-path-provisioner) build_local_path_provisioner ;;
       *) die "unknown component '$c'" ;;
     esac
   done

