@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from lazarus.clock import FakeClock
 from lazarus.controllers.backuptrigger import BackupTriggerReconciler, group_key
 from lazarus.controllers.base import PermanentError
 from lazarus.controllers.policy import PolicyReconciler
@@ -26,6 +25,7 @@ from lazarus.informers import (
 from lazarus.kube.client import ApiError
 from lazarus.operator import Context
 from lazarus.settings import Settings
+from tests.fakeclock import FakeClock
 
 NOW = datetime(2026, 1, 10, 4, 7, 30, tzinfo=UTC)
 TESTS_PATH = "/apis/lazarus.io/v1alpha1/namespaces/{}/lazarusrestoretests"

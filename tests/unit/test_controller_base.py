@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lazarus.clock import FakeClock
 from lazarus.controllers.base import Controller, PermanentError, split_key
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import object_key
 from lazarus.kube.client import ApiError
+from tests.fakeclock import FakeClock
 
 
 def _controller(sync: object) -> tuple[Controller, FakeClock]:

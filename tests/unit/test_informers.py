@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from lazarus.clock import FakeClock
 from lazarus.informers import (
     CONFIG_MAPS,
     NAMESPACE_INDEX,
@@ -42,6 +41,7 @@ from lazarus.informers import (
 from lazarus.informers.backoff import BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, Backoff
 from lazarus.informers.reflector import MIN_WATCH_TIMEOUT, PAGE_SIZE
 from lazarus.informers.transport import ListPage, WatchEvent, decode_watch_stream
+from tests.fakeclock import FakeClock
 
 JOIN_TIMEOUT = 5.0
 QUERY = Query(CONFIG_MAPS, "default")

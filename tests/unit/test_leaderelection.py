@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from lazarus.clock import FakeClock
 from lazarus.kube.client import ApiError
 from lazarus.leaderelection import LeaderElectionConfig, LeaderElector, LeaseRecord
+from tests.fakeclock import FakeClock
 
 
 class MemoryLease:

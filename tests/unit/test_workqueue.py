@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from lazarus.clock import FakeClock
 from lazarus.controllers.workqueue import (
     DEFAULT_BASE_DELAY,
     DEFAULT_MAX_DELAY,
@@ -29,6 +28,7 @@ from lazarus.controllers.workqueue import (
     WorkQueueMetrics,
     default_controller_rate_limiter,
 )
+from tests.fakeclock import FakeClock
 
 JOIN_TIMEOUT = 5.0
 
@@ -44,7 +44,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = JOIN_TIMEOUT) -> 
 
 def settle(clock: FakeClock) -> None:
     """Wait until the waiting thread has handled the clock's last step and parked again."""
-    wait_until(clock.has_waiters)
+    clock.wait_for_waiters()
 
 
 def step(clock: FakeClock, seconds: float) -> None:
