@@ -180,11 +180,6 @@ class LeaderElector:
         """True while this candidate holds the lease."""
         return self._leader.is_set()
 
-    @property
-    def observed_holder(self) -> str:
-        """The holder identity last seen on the lease ("" if none)."""
-        return self._observed.holder_identity if self._observed else ""
-
     def run(self, stop: threading.Event) -> None:
         """Block until ``stop`` is set or leadership is lost.
 

@@ -98,10 +98,6 @@ class Operator:
         ]
         return (not stalled, "watch stalled: " + ", ".join(stalled) if stalled else "ok")
 
-    def request_stop(self) -> None:
-        """Begin a graceful shutdown (what the first SIGTERM does)."""
-        self._stop.set()
-
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
 

@@ -36,12 +36,6 @@ class PermanentError(Exception):
     """A failure retrying cannot fix (bad user input); already recorded by the sync function."""
 
 
-def split_key(key: str) -> tuple[str | None, str]:
-    """Split a key into ``(namespace, name)``; namespace is None for cluster-scoped objects."""
-    namespace, _, name = key.rpartition("/")
-    return (namespace or None), name
-
-
 class Controller:
     """Worker threads draining one rate-limited queue into one ``sync`` function."""
 

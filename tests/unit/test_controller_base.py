@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lazarus.controllers.base import Controller, PermanentError, split_key
+from lazarus.controllers.base import Controller, PermanentError
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import object_key
 from lazarus.kube.client import ApiError
@@ -18,8 +18,6 @@ def _controller(sync: object) -> tuple[Controller, FakeClock]:
 def test_keys() -> None:
     assert object_key({"metadata": {"namespace": "ns", "name": "a"}}) == "ns/a"
     assert object_key({"metadata": {"name": "node-1"}}) == "node-1"
-    assert split_key("ns/a") == ("ns", "a")
-    assert split_key("node-1") == (None, "node-1")
 
 
 def test_success_forgets_the_key() -> None:

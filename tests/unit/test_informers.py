@@ -323,7 +323,7 @@ def test_store_add_update_delete_get_list() -> None:
     assert store.get_by_key("default/a") is a2  # the cached object itself, not a copy
     assert store.get(cm("a", "?")) is a2
     assert store.get_by_key("node-1") is node
-    assert sorted(store.list_keys()) == ["default/a", "default/b", "node-1"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b", "node-1"]
     assert {id(o) for o in store.list()} == {id(a2), id(b1), id(node)}
     assert store.delete(cm("b", "5")) is b1
     assert store.delete(cm("b", "5")) is None
@@ -372,7 +372,7 @@ def test_store_replace_returns_adds_updates_and_tombstones() -> None:
     assert changes.added == [c]
     assert changes.updated == [(a1, a2)]
     assert changes.deleted == [DeletedFinalStateUnknown("default/b", b1)]
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert store.index_keys("tier", "db") == []  # the old a's index entry went with it
     assert store.resource_version == "4"
 
@@ -402,7 +402,7 @@ def test_reflector_paginates_then_watches_from_the_list_resource_version() -> No
     reflector, store, _clock = run_reflector(lw)
     assert lw.continue_tokens == [None, "page-2", "page-3"]
     assert {limit for _q, limit, _t in lw.list_calls} == {PAGE_SIZE}
-    assert sorted(store.list_keys()) == ["default/a", "default/b", "default/c", "default/d"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b", "default/c", "default/d"]
     assert store.resource_version == "10"
     assert lw.watched_from == ["10"]
     assert reflector.has_synced and reflector.wait_for_sync(0)
@@ -419,7 +419,7 @@ def test_reflector_restarts_the_list_when_a_continue_token_expires() -> None:
     )
     _reflector, store, clock = run_reflector(lw)
     assert lw.continue_tokens == [None, "page-2", None, "page-2b"]
-    assert sorted(store.list_keys()) == ["default/a", "default/b"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b"]
     assert lw.watched_from == ["12"]
     assert clock.waits == []  # restarted at once
 
@@ -454,7 +454,7 @@ def test_watch_events_reach_the_store_and_normal_end_rewatches_from_the_last_rv(
     reflector, store, clock = run_reflector(lw)
     assert lw.watched_from == ["10", "12", "13"]
     assert len(lw.list_calls) == 1
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert (store.get_by_key("default/a") or {})["metadata"]["resourceVersion"] == "12"
     assert reflector.resource_version == "13"
     assert reflector.last_success == clock.now()
@@ -485,7 +485,7 @@ def test_expired_watch_relists_at_once(expiry: list[Step]) -> None:
     _reflector, store, clock = run_reflector(lw)
     assert len(lw.list_calls) == 2
     assert lw.watched_from == ["10", "30"]
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert clock.waits == []
 
 
