@@ -28,7 +28,7 @@ from lazarus.controllers.base import Controller
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
 from lazarus.kube.client import Rest, new_api_client
-from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector
+from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector, LeaseLock
 from lazarus.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -60,7 +60,10 @@ class Operator:
         *,
         api_client: client.ApiClient | None = None,
         clock: Clock | None = None,
+        lease_lock: LeaseLock | None = None,
     ) -> None:
+        """``lease_lock`` stores the leader-election record; default: the Lease
+        ``settings.lease_name`` in ``settings.namespace``, through ``api_client``."""
         self.settings = settings
         # Connections: every controller worker, every watch, plus leader election and slack.
         self._api = api_client or new_api_client(settings.kubeconfig, pool_size=8 + 4 * settings.workers)
@@ -76,6 +79,7 @@ class Operator:
         self._server = HealthServer(
             settings.metrics_address, settings.metrics_port, liveness=self.liveness, readiness=self.readiness
         )
+        self._lease_lock = lease_lock or KubeLeaseLock(self.context.rest, settings.namespace, settings.lease_name)
         self._elector: LeaderElector | None = None
         self._exit_status = 0
 
@@ -133,7 +137,7 @@ class Operator:
                         renew_deadline=self.settings.renew_deadline,
                         retry_period=self.settings.retry_period,
                     ),
-                    KubeLeaseLock(self.context.rest, self.settings.namespace, self.settings.lease_name),
+                    self._lease_lock,
                     on_started_leading=self._start_controllers,
                     on_stopped_leading=self._on_stopped_leading,
                     clock=self._clock,
