@@ -20,7 +20,8 @@ Contract:
 - ``on_started_leading`` runs on its own thread (as client-go starts it in a goroutine): however
   long it takes (e.g. waiting for caches), renewal goes on beside it.
 - On a clean stop the leader releases the lease (empty holder, 1 s duration) so a follower takes
-  over within one ``retry_period`` instead of a whole ``lease_duration``.
+  over within one ``retry_period`` instead of a whole ``lease_duration`` — unless
+  ``keep_lease_on_stop`` was called (work may still be running: the lease must expire instead).
 """
 
 from __future__ import annotations
@@ -188,12 +189,17 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._leader = threading.Event()
+        self._keep_lease = threading.Event()
         self._gauge = IS_LEADER.labels(lease=f"{config.lease_namespace}/{config.lease_name}")
         self._gauge.set(0)
 
     def is_leader(self) -> bool:
         """True while this candidate holds the lease."""
         return self._leader.is_set()
+
+    def keep_lease_on_stop(self) -> None:
+        """Do not release the lease when ``stop`` comes: followers wait for it to expire."""
+        self._keep_lease.set()
 
     def run(self, stop: threading.Event) -> None:
         """Block until ``stop`` is set or leadership is lost.
@@ -213,7 +219,7 @@ class LeaderElector:
             lost = not stop.is_set()
             self._leader.clear()
             self._gauge.set(0)
-            if not lost and self.config.release_on_stop:
+            if not lost and self.config.release_on_stop and not self._keep_lease.is_set():
                 self.release()
             log.info("leader election: stopped leading", identity=self.config.identity, lost=lost)
             self._on_stopped()
