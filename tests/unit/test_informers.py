@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,21 +41,22 @@ from lazarus.informers.backoff import BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESE
 from lazarus.informers.reflector import MIN_WATCH_TIMEOUT, PAGE_SIZE
 from lazarus.informers.transport import ListPage, WatchEvent, decode_watch_stream
 from tests.fakeclock import FakeClock
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
-JOIN_TIMEOUT = 5.0
 QUERY = Query(CONFIG_MAPS, "default")
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = JOIN_TIMEOUT) -> None:
-    """Poll ``predicate`` in 1 ms steps (a real wait: only for another thread to catch up)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for another thread")
-        time.sleep(0.001)
+def flush_dispatcher(informer: SharedInformer) -> None:
+    """Wait until the informer's handlers have been given everything queued for them so far.
+
+    A handler added now gets one add per cached object, queued after everything before it.
+    """
+    late = Recorder()
+    late.register(informer)
+    wait_until(lambda: len(late.events) == len(informer.store))
 
 
 def cm(name: str, rv: str, namespace: str | None = "default", labels: dict[str, str] | None = None) -> Obj:
@@ -688,7 +688,8 @@ def test_resync_redelivers_the_cache_without_api_calls(informers: list[SharedInf
     wait_until(lambda: len(recorder.events) == 2)
     wait_until(clock.has_waiters)  # the resync timer is parked
     clock.step(59.0)
-    time.sleep(0.05)
+    clock.wait_for_waiters()  # the timer woke, found no resync due, and parked again
+    flush_dispatcher(informer)
     assert len(recorder.events) == 2  # not due yet
     clock.step(1.0)
     wait_until(lambda: len(recorder.events) == 4)

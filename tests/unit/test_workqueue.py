@@ -11,7 +11,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -29,17 +29,7 @@ from lazarus.controllers.workqueue import (
     default_controller_rate_limiter,
 )
 from tests.fakeclock import FakeClock
-
-JOIN_TIMEOUT = 5.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = JOIN_TIMEOUT) -> None:
-    """Poll ``predicate`` in 1 ms steps (a real wait: only for another thread to catch up)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
 
 def settle(clock: FakeClock) -> None:
