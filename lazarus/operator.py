@@ -4,11 +4,21 @@ Start-up: the HTTP server (/metrics, /healthz, /readyz) and the informers start 
 so followers keep warm caches and can take over quickly. Only the leader starts the controllers,
 and only once their caches have synced.
 
-Shutdown: the first SIGTERM/SIGINT stops gracefully — controllers finish the key they hold, the
-lease is released so a follower takes over at once, informers and the server stop — and the
-process exits 0. A second signal exits at once (status 1). Losing the lease while running exits
-at once with status 2: in-flight reconciles must not go on once another replica may be leading,
-and a restarted process rejoins as a clean follower.
+Leader election runs on its own thread and starts the controllers on another (``LeaderElector``),
+so renewal never waits for the caches.
+
+Shutdown: the first SIGTERM/SIGINT stops gracefully, in this order, so that no follower can lead
+while this replica's workers still act:
+
+1. every controller stops handing out keys; each worker finishes the key it holds;
+2. the workers are waited for, ``DRAIN_TIMEOUT`` in all (the lease is still renewed meanwhile);
+3. the lease is released, so a follower takes over at its next attempt — or, if some worker is
+   still running, kept unreleased (renewal stops) so that followers wait for it to expire;
+4. informers and the server stop, and the process exits 0.
+
+A second signal exits at once (status 1). Losing the lease, also while draining, exits at once
+with status 2: in-flight reconciles must not go on once another replica may be leading, and a
+restarted process rejoins as a clean follower.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from lazarus.controllers.base import Controller
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
 from lazarus.kube.client import Rest, new_api_client
-from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector
+from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector, LeaseLock
 from lazarus.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -36,6 +46,12 @@ log = structlog.get_logger(__name__)
 EXIT_LOST_LEADERSHIP = 2
 EXIT_SECOND_SIGNAL = 1
 EXIT_CACHE_SYNC_FAILED = 3
+
+# The workers' share of the Deployment's terminationGracePeriodSeconds (60 s) before the kubelet's
+# SIGKILL. What comes after it must fit in the rest: stopping the elector (an attempt in flight,
+# then the release: each within the renew deadline, 10 s) and the informers (a few seconds). A
+# reconcile still running after 25 s is stuck on a slow request; it dies with the process.
+DRAIN_TIMEOUT = 25.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +76,10 @@ class Operator:
         *,
         api_client: client.ApiClient | None = None,
         clock: Clock | None = None,
+        lease_lock: LeaseLock | None = None,
     ) -> None:
+        """``lease_lock`` stores the leader-election record; default: the Lease
+        ``settings.lease_name`` in ``settings.namespace``, through ``api_client``."""
         self.settings = settings
         # Connections: every controller worker, every watch, plus leader election and slack.
         self._api = api_client or new_api_client(settings.kubeconfig, pool_size=8 + 4 * settings.workers)
@@ -76,7 +95,11 @@ class Operator:
         self._server = HealthServer(
             settings.metrics_address, settings.metrics_port, liveness=self.liveness, readiness=self.readiness
         )
+        self._lease_lock = lease_lock or KubeLeaseLock(self.context.rest, settings.namespace, settings.lease_name)
         self._elector: LeaderElector | None = None
+        # Set to stop leading, after the drain (never by the signal itself: see the module docstring).
+        self._stop_leading = threading.Event()
+        self._elector_thread: threading.Thread | None = None
         self._exit_status = 0
 
     def _informers(self) -> list[SharedInformer]:
@@ -97,10 +120,6 @@ class Operator:
             > self.settings.watch_stall_timeout
         ]
         return (not stalled, "watch stalled: " + ", ".join(stalled) if stalled else "ok")
-
-    def request_stop(self) -> None:
-        """Begin a graceful shutdown (what the first SIGTERM does)."""
-        self._stop.set()
 
     def install_signal_handlers(self) -> None:
         """First SIGTERM/SIGINT: graceful stop. Second: exit at once."""
@@ -137,12 +156,15 @@ class Operator:
                         renew_deadline=self.settings.renew_deadline,
                         retry_period=self.settings.retry_period,
                     ),
-                    KubeLeaseLock(self.context.rest, self.settings.namespace, self.settings.lease_name),
+                    self._lease_lock,
                     on_started_leading=self._start_controllers,
                     on_stopped_leading=self._on_stopped_leading,
                     clock=self._clock,
                 )
-                self._elector.run(self._stop)
+                self._elector_thread = threading.Thread(
+                    target=self._elector.run, args=(self._stop_leading,), name="leader-election", daemon=True
+                )
+                self._elector_thread.start()
             else:
                 self._start_controllers()
             self._stop.wait()
@@ -161,19 +183,37 @@ class Operator:
             self._stop.set()
             return
         for controller in self._controllers:
-            controller.start()
+            controller.start()  # a no-op for a controller that a shutdown has stopped meanwhile
 
     def _on_stopped_leading(self) -> None:
-        if self._stop.is_set():
-            return  # graceful shutdown: the lease was released
+        if self._stop_leading.is_set():
+            return  # graceful shutdown, after the drain
         log.error("leadership lost: exiting at once so no reconcile runs without the lease")
         os._exit(EXIT_LOST_LEADERSHIP)
 
     def _shutdown(self) -> None:
+        """Stop work, drain, then stop leading, then the rest (see the module docstring)."""
         self._stop.set()
         for controller in self._controllers:
-            controller.shutdown(timeout=30)
+            controller.stop()
+        drained = self._drain()
+        if self._elector is not None and self._elector_thread is not None:
+            if not drained:
+                log.error("workers still running after the drain: keeping the lease: followers wait for it to expire",
+                          drain_timeout=DRAIN_TIMEOUT)  # fmt: skip
+                self._elector.keep_lease_on_stop()
+            self._stop_leading.set()
+            # An attempt in flight, then the release: each bounded by the renew deadline.
+            self._elector_thread.join(2 * self.settings.renew_deadline)
         self.context.informers.stop()
         self._server.stop()
         self._api.close()
         log.info("operator stopped")
+
+    def _drain(self) -> bool:
+        """Wait for every controller's workers, ``DRAIN_TIMEOUT`` in all; return whether all exited."""
+        deadline = self._clock.now() + DRAIN_TIMEOUT
+        drained = True
+        for controller in self._controllers:
+            drained = controller.join(max(0.0, deadline - self._clock.now())) and drained
+        return drained

@@ -13,13 +13,15 @@ compares desired with actual state and acts, idempotently. The outcome decides w
   until a sync of that key succeeds: a missing permission is reported, never just retried.
 
 The workqueue guarantees one key is never synced by two workers at once. Workers start only after
-the caches the controller reads have synced, and stop on ``shutdown`` after finishing the key they
-hold.
+the caches the controller reads have synced. ``stop`` hands out no more keys: each worker finishes
+the key it holds and exits; keys still queued are dropped (whoever leads next lists every object
+again). ``join`` waits for the workers within one timeout for all of them.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,12 +36,6 @@ log = structlog.get_logger(__name__)
 
 class PermanentError(Exception):
     """A failure retrying cannot fix (bad user input); already recorded by the sync function."""
-
-
-def split_key(key: str) -> tuple[str | None, str]:
-    """Split a key into ``(namespace, name)``; namespace is None for cluster-scoped objects."""
-    namespace, _, name = key.rpartition("/")
-    return (namespace or None), name
 
 
 class Controller:
@@ -59,6 +55,9 @@ class Controller:
         self._workers = workers
         self.queue: RateLimitingQueue[str] = queue if queue is not None else RateLimitingQueue(name)
         self._threads: list[threading.Thread] = []
+        # Guards _threads against a start racing a stop; set once stop was called.
+        self._lifecycle = threading.Lock()
+        self._stopping = threading.Event()
         self._on_forbidden = on_forbidden
         # key → the 403 message last reported for it (a key is synced by one worker at a time).
         self._forbidden: dict[str, str] = {}
@@ -68,27 +67,51 @@ class Controller:
         self.queue.add(object_key(obj))
 
     def start(self) -> None:
-        """Start the worker threads (call only once the controller's caches have synced)."""
-        for index in range(self._workers):
-            thread = threading.Thread(target=self._run_worker, name=f"{self.name}-worker-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start the worker threads (call only once the controller's caches have synced); a no-op
+        once ``stop`` was called."""
+        with self._lifecycle:
+            if self._stopping.is_set():
+                return
+            for index in range(self._workers):
+                thread = threading.Thread(target=self._run_worker, name=f"{self.name}-worker-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
         log.info("controller started", controller=self.name, workers=self._workers)
 
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop taking new keys, let workers finish the key they hold, and join them."""
+    def stop(self) -> None:
+        """Hand out no more keys: each worker finishes the key it holds, then exits. Returns at once."""
+        with self._lifecycle:
+            self._stopping.set()
         self.queue.shutdown()
-        for thread in self._threads:
-            thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the workers to exit, ``timeout`` real seconds at most for all of them together
+        (``None``: no limit); return whether every worker has exited."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lifecycle:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """``stop``, then ``join`` within ``timeout``; return whether every worker has exited."""
+        self.stop()
+        return self.join(timeout)
 
     def _run_worker(self) -> None:
         while self.process_next_item():
             pass
 
     def process_next_item(self) -> bool:
-        """Take one key, sync it, and decide whether to requeue; False once the queue is shut down."""
+        """Take one key, sync it, and decide whether to requeue; False once stopped."""
+        if self._stopping.is_set():
+            return False
         key, shutting_down = self.queue.get()
         if shutting_down or key is None:
+            return False
+        if self._stopping.is_set():  # stopped while this worker waited: leave the key
+            self.queue.done(key)
             return False
         try:
             self._sync(key)

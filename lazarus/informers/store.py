@@ -184,11 +184,6 @@ class Store:
         with self._lock:
             return self._items.get(key)
 
-    def list_keys(self) -> list[str]:
-        """Every key."""
-        with self._lock:
-            return list(self._items)
-
     def by_index(self, index_name: str, value: str) -> list[Obj]:
         """The cached objects (read-only) whose ``index_name`` values include ``value``."""
         with self._lock:

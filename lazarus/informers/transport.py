@@ -32,7 +32,7 @@ import urllib3
 from kubernetes import client
 
 from lazarus.informers.resource import Query
-from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.client import CONNECTION_ERRORS, ApiError, Rest
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -51,11 +51,6 @@ __all__ = [
 
 Obj = dict[str, Any]
 """A Kubernetes object as parsed JSON."""
-
-# What a request raises when the connection fails, times out or breaks mid-stream: socket errors,
-# urllib3's errors (connect/read timeouts, refused connections after retries, a response that
-# ended prematurely), and a status-0 ApiError, which is how Rest reports a TLS failure.
-CONNECTION_ERRORS: tuple[type[Exception], ...] = (OSError, urllib3.exceptions.HTTPError)
 
 # LIST: 5 s to connect (the API server is on the same network: a connect that takes longer is
 # going nowhere), 60 s to read (a page of 500 objects takes well under a second, and the API

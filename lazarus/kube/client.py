@@ -21,6 +21,14 @@ from prometheus_client import Counter
 # this is retried by its caller (workqueue backoff), never waited on forever.
 DEFAULT_TIMEOUT = (5.0, 30.0)
 
+# What a request raises when the connection fails, times out or breaks mid-stream: socket errors
+# (``TimeoutError`` included), urllib3's errors (connect/read timeouts, refused connections after
+# retries, a response that ended prematurely). A TLS failure arrives as a status-0 ``ApiError``.
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (OSError, urllib3.exceptions.HTTPError)
+
+Timeout = float | tuple[float, float]
+"""A request's timeout: total seconds, or seconds to connect and seconds per read."""
+
 
 API_REQUESTS = Counter(
     "lazarus_api_requests_total",
@@ -131,9 +139,12 @@ class Rest:
         query: Query | None = None,
         body: dict[str, Any] | None = None,
         content_type: str = "application/json",
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: Timeout = DEFAULT_TIMEOUT,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request and return the raw urllib3 response, unread (for streaming).
+
+        ``timeout`` is ``(connect, read)`` seconds, or one number that bounds the whole request
+        (for a caller with a deadline).
 
         Raises ``ApiError`` (with the decoded Status body) unless the answer is 2xx; the caller
         must ``release_conn()`` the returned response.

@@ -21,7 +21,7 @@ the backup's contents" — which the safety rules turn into an unsafe-restore fa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -92,26 +92,6 @@ class BackupContents:
     def kinds(self) -> list[GroupVersionKind]:
         """Every kind in the backup, sorted by key."""
         return [parse_kind_key(key) for key in sorted(self.items)]
-
-    def in_namespace(self, namespace: str) -> dict[str, tuple[str, ...]]:
-        """The namespaced items of ``namespace``, by kind key, as bare names."""
-        prefix = f"{namespace}/"
-        found: dict[str, tuple[str, ...]] = {}
-        for key, entries in self.items.items():
-            names = tuple(entry[len(prefix) :] for entry in entries if entry.startswith(prefix))
-            if names:
-                found[key] = names
-        return found
-
-    def counts_in(self, namespaces: Iterable[str]) -> dict[str, int]:
-        """Per kind key, how many namespaced items live in ``namespaces`` (for restore parity)."""
-        wanted = set(namespaces)
-        counts: dict[str, int] = {}
-        for key, entries in self.items.items():
-            n = sum(1 for entry in entries if "/" in entry and entry.split("/", 1)[0] in wanted)
-            if n:
-                counts[key] = n
-        return counts
 
 
 def parse_backup_resource_list(data: bytes | str, backup_name: str = "") -> BackupContents:

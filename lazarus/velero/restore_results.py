@@ -40,14 +40,6 @@ class RestoreResults:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def error_count(self) -> int:
-        return len(self.errors)
-
-    @property
-    def warning_count(self) -> int:
-        return len(self.warnings)
-
 
 def scoped_messages(result: Any, what: str = "result", restore_name: str = "") -> list[str]:
     """Flatten one ``results.Result`` object into scope-prefixed messages (see ``RestoreResults``)."""

@@ -285,7 +285,7 @@ def test_informer_sees_add_update_delete(
 
     assert recorder.kinds(f"{namespace}/early") == ["add", "update"]
     assert recorder.kinds(f"{namespace}/late") == ["add", "delete"]
-    assert set(informer.store.list_keys()) == server_keys(core, namespace)
+    assert {object_key(o) for o in informer.store.list()} == server_keys(core, namespace)
     assert transport.lists == 1 and len(transport.watched_from) == 1
     assert informer.last_success is not None
     report(
@@ -306,7 +306,7 @@ def test_paginated_sync_of_many_objects(
     recorder = Recorder(informer)
     sync_seconds = start_and_sync(informer, informers)
     assert transport.lists == 2
-    assert set(informer.store.list_keys()) == server_keys(core, namespace)
+    assert {object_key(o) for o in informer.store.list()} == server_keys(core, namespace)
     assert len(informer.store) == count + 1  # and the namespace's kube-root-ca.crt
     wait_until("every initial add", lambda: len(recorder.events) == count + 1, timeout=EVENT_TIMEOUT)
     report("paginated sync", objects=count + 1, pages=transport.lists, sync_s=f"{sync_seconds:.3f}")
@@ -324,7 +324,7 @@ def test_label_selected_informer_sees_only_matching_objects(
     assert factory.informer_for(CONFIG_MAPS, namespace, label_selector=selector) is informer
     recorder = Recorder(informer)
     start_and_sync(informer, informers)
-    assert informer.store.list_keys() == [f"{namespace}/in-1"]
+    assert [object_key(o) for o in informer.store.list()] == [f"{namespace}/in-1"]
 
     core.create_namespaced_config_map(namespace, config_map("out-2", {}))
     core.create_namespaced_config_map(namespace, config_map("in-2", {}, chosen))
@@ -335,7 +335,7 @@ def test_label_selected_informer_sees_only_matching_objects(
 
     seen = {key for _kind, key, _obj, _at in recorder.events}
     assert seen == {f"{namespace}/in-1", f"{namespace}/in-2"}
-    assert informer.store.list_keys() == [f"{namespace}/in-2"]
+    assert [object_key(o) for o in informer.store.list()] == [f"{namespace}/in-2"]
 
 
 @pytest.fixture(scope="module")
@@ -399,7 +399,7 @@ def test_custom_resource_informer_across_namespaces(
     recorder = Recorder(informer)
     start_and_sync(informer, informers)
     listed = custom.list_cluster_custom_object(g, v, p)["items"]  # an earlier run's widgets may be going
-    assert set(informer.store.list_keys()) == {object_key(w) for w in listed} >= {f"{namespace}/w1"}
+    assert {object_key(o) for o in informer.store.list()} == {object_key(w) for w in listed} >= {f"{namespace}/w1"}
     w1 = informer.store.get_by_key(f"{namespace}/w1")
     assert w1 is not None and w1["kind"] == "Widget" and "managedFields" not in w1["metadata"]
 
@@ -419,7 +419,7 @@ def test_velero_backups_informer_syncs(
     informer = SharedInformer(Query(BACKUPS, "velero"), RestTransport(api_client), resync_period=0)
     sync_seconds = start_and_sync(informer, informers)
     listed = custom.list_namespaced_custom_object("velero.io", "v1", "velero", "backups")["items"]
-    assert set(informer.store.list_keys()) == {f"velero/{b['metadata']['name']}" for b in listed}
+    assert {object_key(o) for o in informer.store.list()} == {f"velero/{b['metadata']['name']}" for b in listed}
     report("velero backups", objects=len(listed), sync_s=f"{sync_seconds:.3f}")
 
 
@@ -463,7 +463,7 @@ def test_informer_survives_kube_apiserver_restart(
     after = wait_until("add of after", lambda: recorder.first("add", key % "after"), timeout=EVENT_TIMEOUT)
 
     rewatched = [t for t in transport.watch_started if t > began]
-    assert set(informer.store.list_keys()) == server_keys(core, namespace)
+    assert {object_key(o) for o in informer.store.list()} == server_keys(core, namespace)
     assert recorder.kinds(key % "stays") in (["add"], ["add", "update"])  # a relist re-delivers it unchanged
     assert final_object(gone[0])["metadata"]["name"] == "goes"
     report(
@@ -518,7 +518,7 @@ def test_expired_resource_version_relists_and_delivers_tombstones(
 
     assert transport.lists == 2, "expected exactly one relist"
     assert any("410" in error for error in transport.errors), transport.errors
-    assert set(informer.store.list_keys()) == server_keys(core, namespace)
+    assert {object_key(o) for o in informer.store.list()} == server_keys(core, namespace)
     unchanged = recorder.first("update", key % "keep")
     assert unchanged is not None and is_resync(*unchanged[0])  # re-delivered by the relist, unchanged
     report(

@@ -4,7 +4,6 @@ caches, call ``sync`` directly, assert the exact API writes. Cron time comes fro
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +11,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from lazarus.clock import FakeClock
 from lazarus.controllers.backuptrigger import BackupTriggerReconciler, group_key
 from lazarus.controllers.base import PermanentError
 from lazarus.controllers.policy import PolicyReconciler
@@ -26,6 +24,7 @@ from lazarus.informers import (
 from lazarus.kube.client import ApiError
 from lazarus.operator import Context
 from lazarus.settings import Settings
+from tests.fakeclock import FakeClock
 
 NOW = datetime(2026, 1, 10, 4, 7, 30, tzinfo=UTC)
 TESTS_PATH = "/apis/lazarus.io/v1alpha1/namespaces/{}/lazarusrestoretests"
@@ -318,12 +317,11 @@ def condition(status: dict[str, Any]) -> tuple[str, str]:
 
 
 def wait_for_key(reconciler: PolicyReconciler, clock: FakeClock, seconds: float) -> bool:
-    """Step the queue's clock; True if the key came back (the queue's delay thread moves it at
-    once; half a second of real time is ample for that thread to run)."""
+    """Step the queue's clock; True if the key came back. The queue's delay thread, woken by the
+    step, adds every key that is due before it parks on the clock again: then the queue is final."""
+    clock.wait_for_waiters()
     clock.step(seconds)
-    deadline = time.monotonic() + 0.5
-    while reconciler.controller.queue.len() == 0 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    clock.wait_for_waiters()
     return reconciler.controller.queue.len() == 1
 
 

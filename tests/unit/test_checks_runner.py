@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,12 @@ import yaml
 import lazarus.checks.database
 import lazarus.checks.http
 import lazarus.checks.job
+import lazarus.checks.runner
 from lazarus.checks import run_health_checks
 from lazarus.checks.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, CustomResult, GroupResult
 from tests.unit.test_checks_fakes import SANDBOX, SOURCE, FakeRest, make_test
 from tests.unit.test_crds import generate, validate
+from tests.waiting import JOIN_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS_SCHEMA = generate.health_check_status()
@@ -113,25 +116,36 @@ def test_nothing_raises_and_every_missing_thing_is_named() -> None:
 
 
 def test_checks_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six checks, at most three at a time (a pool of three), in two rounds of three: each check
+    waits at a barrier for three, which opens only when three run at once (else it breaks, and
+    the check errs)."""
+    pools: list[int] = []
+
+    class RecordingPool(ThreadPoolExecutor):
+        def __init__(self, max_workers: int, **options: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **options)
+
+    monkeypatch.setattr(lazarus.checks.runner, "ThreadPoolExecutor", RecordingPool)
     running, peak = 0, 0
     lock = threading.Lock()
+    three_at_once = threading.Barrier(3, timeout=JOIN_TIMEOUT)
 
-    def slow(ctx: Any, spec: dict[str, Any], *, named: bool, engine: Any = None) -> GroupResult:
+    def check(ctx: Any, spec: dict[str, Any], *, named: bool, engine: Any = None) -> GroupResult:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.3)
+        three_at_once.wait()
         with lock:
             running -= 1
         return GroupResult(PASSED, "ok", name=spec["name"])
 
-    monkeypatch.setattr(lazarus.checks.database, "run_database_check", slow)
+    monkeypatch.setattr(lazarus.checks.database, "run_database_check", check)
     checks = {"databases": [db_spec(f"db{i}") for i in range(6)]}
-    started = time.monotonic()
-    run_health_checks(FakeRest(), make_test(checks), MAPPING, max_parallel=3)  # type: ignore[arg-type]
-    assert peak == 3
-    assert 0.55 < time.monotonic() - started < 1.2  # two rounds of three
+    report = run_health_checks(FakeRest(), make_test(checks), MAPPING, max_parallel=3)  # type: ignore[arg-type]
+    assert pools == [3] and peak == 3
+    assert report.passed, report.problems  # every check got through the barrier
 
 
 def test_the_overall_timeout_cuts_off_a_hung_check_and_keeps_the_others(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from lazarus.clock import FakeClock
-from lazarus.controllers.base import Controller, PermanentError, split_key
+import threading
+
+from lazarus.controllers.base import Controller, PermanentError
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import object_key
 from lazarus.kube.client import ApiError
+from tests.fakeclock import FakeClock
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
 
 def _controller(sync: object) -> tuple[Controller, FakeClock]:
@@ -18,8 +21,6 @@ def _controller(sync: object) -> tuple[Controller, FakeClock]:
 def test_keys() -> None:
     assert object_key({"metadata": {"namespace": "ns", "name": "a"}}) == "ns/a"
     assert object_key({"metadata": {"name": "node-1"}}) == "node-1"
-    assert split_key("ns/a") == ("ns", "a")
-    assert split_key("node-1") == (None, "node-1")
 
 
 def test_success_forgets_the_key() -> None:
@@ -97,3 +98,28 @@ def test_forbidden_is_reported_once_per_message_and_retried() -> None:
         controller.queue.add("ns/a")
     assert reported == [("ns/a", denied), ("ns/a", denied)]  # again after the success in between
     assert controller.queue.num_requeues("ns/a") == 1
+
+
+def test_stop_lets_the_worker_finish_its_key_and_hands_out_no_more() -> None:
+    """After SIGTERM a worker must not start on queued keys: the drain would outlast the grace
+    period, and the lease is only released once the workers are done."""
+    syncing, release = threading.Event(), threading.Event()
+    synced: list[str] = []
+
+    def sync(key: str) -> None:
+        syncing.set()
+        release.wait(JOIN_TIMEOUT)
+        synced.append(key)
+
+    controller = Controller("test", sync, workers=1, queue=RateLimitingQueue(clock=FakeClock()))
+    for key in ("ns/a", "ns/b", "ns/c"):
+        controller.queue.add(key)
+    controller.start()
+    assert syncing.wait(JOIN_TIMEOUT)
+    stopping = threading.Thread(target=controller.shutdown, args=(JOIN_TIMEOUT,))
+    stopping.start()
+    wait_until(controller.queue.shutting_down)
+    release.set()
+    stopping.join(JOIN_TIMEOUT)
+    assert not stopping.is_alive()
+    assert synced == ["ns/a"]

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from lazarus.clock import FakeClock
 from lazarus.informers import (
     CONFIG_MAPS,
     NAMESPACE_INDEX,
@@ -42,21 +40,23 @@ from lazarus.informers import (
 from lazarus.informers.backoff import BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET_AFTER, Backoff
 from lazarus.informers.reflector import MIN_WATCH_TIMEOUT, PAGE_SIZE
 from lazarus.informers.transport import ListPage, WatchEvent, decode_watch_stream
+from tests.fakeclock import FakeClock
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
-JOIN_TIMEOUT = 5.0
 QUERY = Query(CONFIG_MAPS, "default")
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = JOIN_TIMEOUT) -> None:
-    """Poll ``predicate`` in 1 ms steps (a real wait: only for another thread to catch up)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for another thread")
-        time.sleep(0.001)
+def flush_dispatcher(informer: SharedInformer) -> None:
+    """Wait until the informer's handlers have been given everything queued for them so far.
+
+    A handler added now gets one add per cached object, queued after everything before it.
+    """
+    late = Recorder()
+    late.register(informer)
+    wait_until(lambda: len(late.events) == len(informer.store))
 
 
 def cm(name: str, rv: str, namespace: str | None = "default", labels: dict[str, str] | None = None) -> Obj:
@@ -323,7 +323,7 @@ def test_store_add_update_delete_get_list() -> None:
     assert store.get_by_key("default/a") is a2  # the cached object itself, not a copy
     assert store.get(cm("a", "?")) is a2
     assert store.get_by_key("node-1") is node
-    assert sorted(store.list_keys()) == ["default/a", "default/b", "node-1"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b", "node-1"]
     assert {id(o) for o in store.list()} == {id(a2), id(b1), id(node)}
     assert store.delete(cm("b", "5")) is b1
     assert store.delete(cm("b", "5")) is None
@@ -372,7 +372,7 @@ def test_store_replace_returns_adds_updates_and_tombstones() -> None:
     assert changes.added == [c]
     assert changes.updated == [(a1, a2)]
     assert changes.deleted == [DeletedFinalStateUnknown("default/b", b1)]
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert store.index_keys("tier", "db") == []  # the old a's index entry went with it
     assert store.resource_version == "4"
 
@@ -402,7 +402,7 @@ def test_reflector_paginates_then_watches_from_the_list_resource_version() -> No
     reflector, store, _clock = run_reflector(lw)
     assert lw.continue_tokens == [None, "page-2", "page-3"]
     assert {limit for _q, limit, _t in lw.list_calls} == {PAGE_SIZE}
-    assert sorted(store.list_keys()) == ["default/a", "default/b", "default/c", "default/d"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b", "default/c", "default/d"]
     assert store.resource_version == "10"
     assert lw.watched_from == ["10"]
     assert reflector.has_synced and reflector.wait_for_sync(0)
@@ -419,7 +419,7 @@ def test_reflector_restarts_the_list_when_a_continue_token_expires() -> None:
     )
     _reflector, store, clock = run_reflector(lw)
     assert lw.continue_tokens == [None, "page-2", None, "page-2b"]
-    assert sorted(store.list_keys()) == ["default/a", "default/b"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/b"]
     assert lw.watched_from == ["12"]
     assert clock.waits == []  # restarted at once
 
@@ -454,7 +454,7 @@ def test_watch_events_reach_the_store_and_normal_end_rewatches_from_the_last_rv(
     reflector, store, clock = run_reflector(lw)
     assert lw.watched_from == ["10", "12", "13"]
     assert len(lw.list_calls) == 1
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert (store.get_by_key("default/a") or {})["metadata"]["resourceVersion"] == "12"
     assert reflector.resource_version == "13"
     assert reflector.last_success == clock.now()
@@ -485,7 +485,7 @@ def test_expired_watch_relists_at_once(expiry: list[Step]) -> None:
     _reflector, store, clock = run_reflector(lw)
     assert len(lw.list_calls) == 2
     assert lw.watched_from == ["10", "30"]
-    assert sorted(store.list_keys()) == ["default/a", "default/c"]
+    assert sorted(object_key(o) for o in store.list()) == ["default/a", "default/c"]
     assert clock.waits == []
 
 
@@ -688,7 +688,8 @@ def test_resync_redelivers_the_cache_without_api_calls(informers: list[SharedInf
     wait_until(lambda: len(recorder.events) == 2)
     wait_until(clock.has_waiters)  # the resync timer is parked
     clock.step(59.0)
-    time.sleep(0.05)
+    clock.wait_for_waiters()  # the timer woke, found no resync due, and parked again
+    flush_dispatcher(informer)
     assert len(recorder.events) == 2  # not due yet
     clock.step(1.0)
     wait_until(lambda: len(recorder.events) == 4)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,9 +18,13 @@ import pytest
 from kubernetes import client
 
 from lazarus.informers import CONFIG_MAPS, ApiError, Query, Resource, RestTransport
+from lazarus.informers.transport import WatchEvent
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
 WIDGETS = Resource("example.com", "v1", "widgets", True, "Widget")
-QUIET_WATCH = "quiet"  # a label selector value that makes the server hold the watch open silently
+# A label selector value that makes the server send one event, then hold the watch open silently
+# (like a quiet or half-open connection) until the test ends.
+QUIET_WATCH = "quiet"
 
 
 class FakeApiServer(ThreadingHTTPServer):
@@ -65,10 +68,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json;stream=watch")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        if query.get("labelSelector") == [QUIET_WATCH]:
-            self.server.release.wait(10)
-            return
         line = b'{"type":"ADDED","object":{"metadata":{"name":"b","resourceVersion":"43"}}}\n'
+        if query.get("labelSelector") == [QUIET_WATCH]:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+            self.server.release.wait()
+            return
         bookmark = b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"44"}}}\n'
         for chunk in (line[:20], line[20:] + bookmark):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -123,24 +128,31 @@ def test_watch_streams_events_across_chunks(server: FakeApiServer, transport: Re
     stream.close()  # closing a finished stream is harmless
 
 
-def test_close_ends_a_blocked_watch_read_promptly(transport: RestTransport) -> None:
+def test_close_ends_a_blocked_watch_read_promptly(server: FakeApiServer, transport: RestTransport) -> None:
+    """The server holds the watch open until the test ends, so only ``close`` can end the reader's
+    iteration (the read timeout is 330 s away). ``close`` runs on a thread of its own: a close
+    that only waited for the read to time out would block, and the joins would find it alive."""
     stream = transport.watch(Query(CONFIG_MAPS, label_selector=QUIET_WATCH), resource_version="1", timeout_seconds=300)
+    received: list[WatchEvent] = []
     outcome: list[object] = []
 
     def read() -> None:
         try:
-            outcome.append(list(stream))
+            received.extend(stream)
+            outcome.append("ended")
         except Exception as error:  # a reset or protocol error is as good as an end here
             outcome.append(error)
 
-    reader = threading.Thread(target=read)
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    time.sleep(0.2)
-    assert reader.is_alive() and not outcome  # blocked in a read
-    started = time.monotonic()
-    stream.close()
-    reader.join(5)
-    assert not reader.is_alive() and time.monotonic() - started < 2
+    wait_until(lambda: received)  # the stream is live; the reader waits for the next chunk
+    assert not outcome
+    closer = threading.Thread(target=stream.close, daemon=True)
+    closer.start()
+    closer.join(JOIN_TIMEOUT)
+    reader.join(JOIN_TIMEOUT)
+    assert not closer.is_alive() and not reader.is_alive() and outcome
+    assert not server.release.is_set()  # the server still held the watch: close() ended it
     stream.close()
 
 

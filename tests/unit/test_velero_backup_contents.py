@@ -52,15 +52,6 @@ def test_parse_resource_list() -> None:
     assert contents.total == 9
     kinds = [k.kind for k in contents.kinds()]
     assert kinds == ["Deployment", "HTTPRoute", "ClusterRole", "Namespace", "PersistentVolume", "Pod"]
-    assert contents.in_namespace("shop") == {
-        "apps/v1/Deployment": ("web",),
-        "gateway.networking.k8s.io/v1/HTTPRoute": ("front",),
-    }
-    assert contents.counts_in(["shop", "ns1"]) == {
-        "apps/v1/Deployment": 1,
-        "v1/Pod": 1,
-        "gateway.networking.k8s.io/v1/HTTPRoute": 1,
-    }
 
 
 def test_contents_are_read_only() -> None:

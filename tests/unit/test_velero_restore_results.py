@@ -37,7 +37,7 @@ def test_messages_are_flattened_with_their_scope_in_a_stable_order() -> None:
         "namespace sbx-b: error restoring services/sbx-b/web: invalid",
     ]
     assert results.warnings == ["namespace sbx-a: could not restore, ConfigMap:kube-root-ca.crt already exists."]
-    assert (results.error_count, results.warning_count) == (5, 1)
+    assert (len(results.errors), len(results.warnings)) == (5, 1)
 
 
 def test_empty_results() -> None:
@@ -80,4 +80,4 @@ def test_restore_results_downloads_the_right_target(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(module, "download", fake_download)
     results = restore_results(object(), "r1", "velero")  # type: ignore[arg-type]
     assert seen == {"kind": "RestoreResults", "name": "r1", "namespace": "velero"}
-    assert results.error_count == 5
+    assert len(results.errors) == 5

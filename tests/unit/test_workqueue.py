@@ -11,12 +11,11 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from lazarus.clock import FakeClock
 from lazarus.controllers.workqueue import (
     DEFAULT_BASE_DELAY,
     DEFAULT_MAX_DELAY,
@@ -29,22 +28,13 @@ from lazarus.controllers.workqueue import (
     WorkQueueMetrics,
     default_controller_rate_limiter,
 )
-
-JOIN_TIMEOUT = 5.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = JOIN_TIMEOUT) -> None:
-    """Poll ``predicate`` in 1 ms steps (a real wait: only for another thread to catch up)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
+from tests.fakeclock import FakeClock
+from tests.waiting import JOIN_TIMEOUT, wait_until
 
 
 def settle(clock: FakeClock) -> None:
     """Wait until the waiting thread has handled the clock's last step and parked again."""
-    wait_until(clock.has_waiters)
+    clock.wait_for_waiters()
 
 
 def step(clock: FakeClock, seconds: float) -> None:
