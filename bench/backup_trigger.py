@@ -34,11 +34,11 @@ from typing import Any
 
 from bench.cluster import BENCH_LABEL, Watches, bench_namespace, connect, lazarus_run
 from bench.measure import Benchmark, Figure, percentile, progress
+from lazarus.api.v1alpha1 import ConditionType
 from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, RESTORES
 from lazarus.informers.transport import Obj
 from lazarus.kube.client import ApiError, Rest
 from lazarus.kube.conditions import TRUE
-from lazarus.lifecycle.status import CLEANUP_COMPLETED
 from lazarus.sandbox import TEST_NAMESPACE_LABEL
 
 BACKUPS_COUNT = 100
@@ -84,7 +84,7 @@ class _Seen(Watches):
             with self.changed:
                 self.tested.setdefault(test["spec"]["backupName"], time.monotonic())
                 conditions = (test.get("status") or {}).get("conditions") or []
-                if any(c["type"] == CLEANUP_COMPLETED and c["status"] == TRUE for c in conditions):
+                if any(c["type"] == ConditionType.CLEANUP_COMPLETED and c["status"] == TRUE for c in conditions):
                     self.settled.add(test["spec"]["backupName"])
                 self.changed.notify_all()
 

@@ -61,7 +61,8 @@ from bench.cluster import (
     lazarus_run,
 )
 from bench.measure import Benchmark, Figure, percentile, progress
-from lazarus.controllers.restoretest import BACKUP_IN_PROGRESS, RESTORE_TERMINAL
+from lazarus.api.v1alpha1 import ConditionType, Phase
+from lazarus.controllers.restoretest.view import BACKUP_IN_PROGRESS, RESTORE_TERMINAL
 from lazarus.informers import (
     BACKUPS,
     LAZARUS_RESTORE_TESTS,
@@ -75,14 +76,6 @@ from lazarus.informers import (
 )
 from lazarus.kube.client import ApiError, Rest
 from lazarus.kube.conditions import TRUE, get_condition
-from lazarus.lifecycle.status import (
-    CHECKING,
-    CLEANUP_COMPLETED,
-    FAILED,
-    RESTORING,
-    SUCCEEDED,
-    VERIFYING,
-)
 from lazarus.sandbox import TEST_NAMESPACE_LABEL, TEST_UID_LABEL
 
 SIZES = {"small": 0, "large": 200}
@@ -286,7 +279,7 @@ class _Watcher(Watches):
             seen.stamps.setdefault(CREATED, stamp)
             if status.get("phase"):
                 seen.stamps.setdefault(status["phase"], stamp)
-            if (get_condition(status.get("conditions"), CLEANUP_COMPLETED) or {}).get("status") == TRUE:
+            if (get_condition(status.get("conditions"), ConditionType.CLEANUP_COMPLETED) or {}).get("status") == TRUE:
                 seen.stamps.setdefault(CLEANED, stamp)
             seen.test = test
             self.changed.notify_all()
@@ -339,7 +332,7 @@ class _Watcher(Watches):
         the test failed."""
         with self.changed:
             seen = self._seen.setdefault(uid, _Seen())
-            if not self.changed.wait_for(lambda: done(seen) or (fail and FAILED in seen.stamps), timeout):
+            if not self.changed.wait_for(lambda: done(seen) or (fail and Phase.FAILED in seen.stamps), timeout):
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} (seen: {list(seen.stamps)})")
             if not done(seen):
                 status = seen.test.get("status") or {}
@@ -419,7 +412,7 @@ class _Run:
 
     @property
     def overhead_s(self) -> float:
-        return self.seen.between(CREATED, SUCCEEDED) - self.restore_s
+        return self.seen.between(CREATED, Phase.SUCCEEDED) - self.restore_s
 
     @property
     def restore_created_ms(self) -> float:
@@ -460,7 +453,7 @@ def _validation_runs(
         with _restore_test(rest, watcher, namespace, backup) as uid:
             seen = watcher.wait(
                 uid, f"{label}: Succeeded and CleanupCompleted",
-                lambda seen: SUCCEEDED in seen.stamps and CLEANED in seen.stamps, RUN_TIMEOUT_S,
+                lambda seen: Phase.SUCCEEDED in seen.stamps and CLEANED in seen.stamps, RUN_TIMEOUT_S,
             )  # fmt: skip
             after = _quiet_counts(operator)
             disturbed = _disturbance(rest, watcher, namespace, uid, identity, since)
@@ -480,12 +473,12 @@ def _validation_runs(
 # ----------------------------------------------------------------------------- figures
 
 BREAKDOWN = [
-    (CREATED, RESTORING, "test created → phase Restoring (finalizer, backup contents read)"),
-    (RESTORING, RESTORE_APPEARED, "phase Restoring → Velero Restore created (sandbox made)"),
-    (RESTORE_TERMINAL_SEEN, VERIFYING, "Velero Restore ended → phase Verifying"),
-    (VERIFYING, CHECKING, "phase Verifying → Checking (restored Deployment available)"),
-    (CHECKING, SUCCEEDED, "phase Checking → Succeeded"),
-    (SUCCEEDED, CLEANED, "Succeeded → CleanupCompleted (sandbox and Restore gone)"),
+    (CREATED, Phase.RESTORING, "test created → phase Restoring (finalizer, backup contents read)"),
+    (Phase.RESTORING, RESTORE_APPEARED, "phase Restoring → Velero Restore created (sandbox made)"),
+    (RESTORE_TERMINAL_SEEN, Phase.VERIFYING, "Velero Restore ended → phase Verifying"),
+    (Phase.VERIFYING, Phase.CHECKING, "phase Verifying → Checking (restored Deployment available)"),
+    (Phase.CHECKING, Phase.SUCCEEDED, "phase Checking → Succeeded"),
+    (Phase.SUCCEEDED, CLEANED, "Succeeded → CleanupCompleted (sandbox and Restore gone)"),
 ]
 
 
@@ -527,7 +520,7 @@ def _timing_figures(size: str, runs: list[_Run]) -> list[Figure]:
         Figure(f"{size}: Velero restore (created → terminal), median",
                statistics.median(r.restore_s for r in runs), "s"),
         Figure(f"{size}: test created → Succeeded, median",
-               statistics.median(r.seen.between(CREATED, SUCCEEDED) for r in runs), "s"),
+               statistics.median(r.seen.between(CREATED, Phase.SUCCEEDED) for r in runs), "s"),
     ]  # fmt: skip
     figures += [
         Figure(

@@ -11,7 +11,9 @@ Why a generator: sub-schemas are shared, never copied. ``BackupTestPolicy.spec.t
 the ``LazarusRestoreTest`` spec schema (without the backup to test, which the policy selects), and
 ``healthChecks.database`` / ``healthChecks.databases[]`` use one database-check schema.
 
-Only the standard library and PyYAML are used, so the script runs without the package installed.
+Defaults and enumerations of the restore test come from its typed model,
+``lazarus.api.v1alpha1`` (standard library only), so the CRD and the controller cannot disagree;
+otherwise only PyYAML is used. Run it where the package is importable (``make crds``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from lazarus.api.v1alpha1 import (
+    WORKLOAD_KINDS,
+    CleanupSettings,
+    Phase,
+    RestoreSettings,
+    RestoreTestSpec,
+    SandboxSettings,
+    WorkloadSettings,
+)
+from lazarus.api.v1alpha1.restoretest import json_defaults
 
 Schema = dict[str, Any]
 
@@ -53,16 +66,19 @@ CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 DATABASE_TYPES = ["postgres", "mysql", "mongodb"]
 SECRET_SOURCES = ["Sandbox", "TestNamespace"]
 CHECK_STATUSES = ["Passed", "Failed", "Skipped", "Error"]
-WORKLOAD_KINDS = ["Deployments", "StatefulSets", "DaemonSets", "Jobs"]
-# Jobs are opt-in: waiting for a restored Job means waiting for it to run to completion again.
-DEFAULT_WAIT_FOR = ["Deployments", "StatefulSets", "DaemonSets"]
 METRIC_NAMES = [
     "restore-duration-seconds",
     "health-check-duration-seconds",
     "recovered-resources-count",
     "failed-checks-count",
 ]
-TEST_PHASES = ["Pending", "Restoring", "Verifying", "Checking", "Succeeded", "Failed"]
+TEST_PHASES = [str(phase) for phase in Phase]
+# The model's defaults, by JSON key, of each spec section.
+SPEC_DEFAULTS = json_defaults(RestoreTestSpec)
+RESTORE_DEFAULTS = json_defaults(RestoreSettings)
+SANDBOX_DEFAULTS = json_defaults(SandboxSettings)
+WORKLOAD_DEFAULTS = json_defaults(WorkloadSettings)
+CLEANUP_DEFAULTS = json_defaults(CleanupSettings)
 
 
 # --------------------------------------------------------------------------- primitive nodes
@@ -829,7 +845,7 @@ def backup_reference() -> dict[str, Schema]:
             "Namespace of the Velero Backup (where Velero runs).",
             pattern=DNS_LABEL,
             max_length=63,
-            default="velero",
+            default=SPEC_DEFAULTS["backupNamespace"],
         ),
     }
 
@@ -857,18 +873,19 @@ def restore_settings() -> Schema:
                 "Restore cluster-scoped resources too. Off by default: cluster-scoped resources "
                 "are shared with production and are restored only when explicitly allowed. "
                 "Existing ones are never changed; those the restore created are deleted at cleanup.",
-                default=False,
+                default=RESTORE_DEFAULTS["includeClusterResources"],
             ),
             "restorePVs": boolean(
                 "Restore persistent volumes. Volumes are restored only from snapshot or "
                 "file-system backup data; a volume without such data is skipped (never bound "
                 "to production storage), and the test reports it.",
-                default=True,
+                default=RESTORE_DEFAULTS["restorePVs"],
             ),
             "restoreStatus": boolean(
-                "Also restore the status of resources (Velero's restoreStatus).", default=False
+                "Also restore the status of resources (Velero's restoreStatus).",
+                default=RESTORE_DEFAULTS["restoreStatus"],
             ),
-            "timeout": duration("Deadline of the Velero restore.", default="30m"),
+            "timeout": duration("Deadline of the Velero restore.", default=RESTORE_DEFAULTS["timeout"]),
         },
         default={},
     )
@@ -883,7 +900,7 @@ def sandbox_settings() -> Schema:
                 "Prefix of generated sandbox namespace names.",
                 pattern=DNS_LABEL_PREFIX,
                 max_length=20,
-                default="lazarus-sbx-",
+                default=SANDBOX_DEFAULTS["namespacePrefix"],
             ),
             "labels": string_map(
                 "Labels added to the sandbox namespaces (Lazarus's own labels win)."
@@ -899,14 +916,15 @@ def workload_settings() -> Schema:
         "Waiting for restored workloads to become ready before the health checks.",
         {
             "readyTimeout": duration(
-                "How long to wait for restored workloads to become ready.", default="10m"
+                "How long to wait for restored workloads to become ready.",
+                default=WORKLOAD_DEFAULTS["readyTimeout"],
             ),
             "waitFor": enum_set(
                 "Kinds of restored workloads to wait for. Jobs is not in the default: "
                 "waiting for a Job means waiting for it to complete, and many backed-up "
                 "Jobs are one-off runs not meant to run again.",
                 WORKLOAD_KINDS,
-                default=DEFAULT_WAIT_FOR,
+                default=WORKLOAD_DEFAULTS["waitFor"],
             ),
         },
         default={},
@@ -922,22 +940,22 @@ def cleanup_settings() -> Schema:
             "enabled": boolean(
                 "Clean up after the test. When false, the sandbox is kept until the "
                 "LazarusRestoreTest is deleted.",
-                default=True,
+                default=CLEANUP_DEFAULTS["enabled"],
             ),
             "deleteNamespace": boolean(
                 "Delete the sandbox namespaces (the Velero Restore object and restored "
                 "volumes are removed in any case).",
-                default=True,
+                default=CLEANUP_DEFAULTS["deleteNamespace"],
             ),
             "deleteSecrets": boolean(
                 "Delete restored Secrets even when the sandbox namespaces are kept "
                 "(deleteNamespace false, or keepOnFailure).",
-                default=True,
+                default=CLEANUP_DEFAULTS["deleteSecrets"],
             ),
             "keepOnFailure": boolean(
                 "Keep the sandbox of a failed test for debugging (until the "
                 "LazarusRestoreTest is deleted).",
-                default=False,
+                default=CLEANUP_DEFAULTS["keepOnFailure"],
             ),
         },
         default={},
@@ -1063,7 +1081,7 @@ def restore_test_settings() -> dict[str, Schema]:
         "allowPartiallyFailed": boolean(
             "Also test a backup whose Velero phase is PartiallyFailed (by default only "
             "Completed backups are tested).",
-            default=False,
+            default=SPEC_DEFAULTS["allowPartiallyFailed"],
         ),
         "restoreNamespace": string(
             "Name of the sandbox namespace when one namespace is restored (setting it when "

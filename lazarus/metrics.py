@@ -32,10 +32,10 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lazarus import __version__
+from lazarus.api.v1alpha1 import ACTIVE_PHASES, FailureReason, Phase
 from lazarus.baseline.compare import FINDING_TYPES
 from lazarus.lifecycle.durations import parse_time
 from lazarus.lifecycle.retention import kept_until_deleted
-from lazarus.lifecycle.status import ACTIVE_PHASES, FAILURE_REASONS, PENDING
 from lazarus.outcome import Outcome, outcome_of
 from lazarus.sandbox import TEST_NAME_LABEL, TEST_NAMESPACE_LABEL
 from lazarus.sources import MANUAL
@@ -49,7 +49,7 @@ FAILED_CHECKS_METRIC = "failed-checks-count"
 ALL_RECORDABLE = (RESTORE_DURATION_METRIC, CHECK_DURATION_METRIC, RECOVERED_RESOURCES_METRIC, FAILED_CHECKS_METRIC)
 
 # Phases of tests not finished yet (lazarus.lifecycle.status), each exported even at 0.
-UNFINISHED_PHASES = (PENDING, *ACTIVE_PHASES)
+UNFINISHED_PHASES = (Phase.PENDING, *ACTIVE_PHASES)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 
 # Velero restores of real applications take from seconds to hours.
@@ -113,7 +113,7 @@ class RestoreTestMetrics:
         is an increase Prometheus can see (a series born at 1 is not)."""
         for source in sources:
             self.success.labels(source)
-            for reason in FAILURE_REASONS:
+            for reason in FailureReason:
                 self.failure.labels(source, reason)
             if source != MANUAL:
                 for finding in FINDING_TYPES:
@@ -284,7 +284,7 @@ def _tests_in_progress(tests: list[Obj]) -> Metric:
     family = _gauge("lazarus_tests_in_progress", "Restore tests not finished yet, by phase.", ["phase"])
     counts = dict.fromkeys(UNFINISHED_PHASES, 0)
     for test in tests:
-        phase = (test.get("status") or {}).get("phase") or PENDING
+        phase = (test.get("status") or {}).get("phase") or Phase.PENDING
         if phase in counts:
             counts[phase] += 1
     for phase, number in counts.items():

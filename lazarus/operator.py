@@ -26,15 +26,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from types import FrameType
 
 import structlog
 from kubernetes import client
 
 from lazarus.clock import Clock, RealClock
-from lazarus.controllers.base import Controller
+from lazarus.controllers.context import Context, ControllerFactory
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
 from lazarus.kube.client import Rest, new_api_client
@@ -52,18 +51,6 @@ EXIT_CACHE_SYNC_FAILED = 3
 # then the release: each within the renew deadline, 10 s) and the informers (a few seconds). A
 # reconcile still running after 25 s is stuck on a slow request; it dies with the process.
 DRAIN_TIMEOUT = 25.0
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a controller factory gets to build its controller from."""
-
-    settings: Settings
-    rest: Rest
-    informers: SharedInformerFactory
-
-
-ControllerFactory = Callable[[Context], Controller]
 
 
 class Operator:

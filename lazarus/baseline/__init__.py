@@ -20,17 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lazarus.api.v1alpha1 import FailureReason, Phase
 from lazarus.baseline.compare import FAIL, Policy, compare
 from lazarus.baseline.snapshot import snapshot_of
 from lazarus.baseline.store import BaselineStore
 from lazarus.checks.results import bounded
-from lazarus.lifecycle.status import SUCCEEDED
 from lazarus.sources import MANUAL
 
 __all__ = ["BASELINE_DRIFT", "BaselineCheck", "BaselineStore", "compare_with_baseline", "record_baseline"]
 
 # Failure reason (and Warning Event reason) of a test whose figures drifted from the baseline.
-BASELINE_DRIFT = "BaselineDrift"
+BASELINE_DRIFT = FailureReason.BASELINE_DRIFT
 # status.baseline.result values.
 DISABLED, NOT_APPLICABLE, NO_BASELINE = "Disabled", "NotApplicable", "NoBaseline"
 MATCHED, DRIFTED = "Matched", "Drifted"
@@ -92,7 +92,7 @@ def record_baseline(store: BaselineStore, test: dict[str, Any], source: str) -> 
     compared = (test.get("status") or {}).get("baseline") or {}
     if compared.get("result") not in (NO_BASELINE, MATCHED):
         return {}
-    if test["status"].get("phase") != SUCCEEDED:
+    if test["status"].get("phase") != Phase.SUCCEEDED:
         return {"baseline": {"recorded": False}}
     snapshot = snapshot_of(test)
     stored = store.load(source)

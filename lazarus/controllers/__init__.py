@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lazarus.operator import ControllerFactory
+    from lazarus.controllers.context import ControllerFactory
 
 
 def controller_factories() -> list[ControllerFactory]:

@@ -63,6 +63,7 @@ from lazarus.automation.template import (
     create_test,
 )
 from lazarus.controllers.base import Controller, PermanentError
+from lazarus.controllers.context import Context
 from lazarus.informers import (
     BACKUP_TEST_POLICIES,
     BACKUPS,
@@ -76,7 +77,6 @@ from lazarus.informers import (
 )
 from lazarus.kube.client import Rest
 from lazarus.kube.events import NORMAL, WARNING, EventRecorder
-from lazarus.operator import Context
 
 log = structlog.get_logger(__name__)
 

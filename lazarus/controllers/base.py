@@ -66,6 +66,10 @@ class Controller:
         """Event-handler helper: enqueue the object's (or tombstone's) key."""
         self.queue.add(object_key(obj))
 
+    def forget(self, key: str) -> None:
+        """Drop what the controller remembers of ``key`` (its object is gone)."""
+        self._forbidden.pop(key, None)
+
     def start(self) -> None:
         """Start the worker threads (call only once the controller's caches have synced); a no-op
         once ``stop`` was called."""

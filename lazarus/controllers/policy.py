@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from lazarus.api.v1alpha1 import TERMINAL_PHASES, Phase
 from lazarus.automation.backups import (
     COMPLETED,
     PARTIALLY_FAILED,
@@ -55,6 +56,7 @@ from lazarus.automation.template import (
 )
 from lazarus.clock import Clock
 from lazarus.controllers.base import Controller, PermanentError
+from lazarus.controllers.context import Context
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers import (
     BACKUP_TEST_POLICIES,
@@ -68,8 +70,6 @@ from lazarus.kube.client import ApiError, Rest
 from lazarus.kube.conditions import FALSE, TRUE, set_condition
 from lazarus.kube.events import NORMAL, WARNING, EventRecorder
 from lazarus.lifecycle.durations import format_time, parse_time
-from lazarus.lifecycle.status import SUCCEEDED, TERMINAL_PHASES
-from lazarus.operator import Context
 
 log = structlog.get_logger(__name__)
 
@@ -299,7 +299,7 @@ class PolicyReconciler:
         """Delete finished tests beyond the history limits; return the tests that remain."""
         spec = policy.get("spec") or {}
         limits = {
-            SUCCEEDED: spec.get("successfulTestsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
+            Phase.SUCCEEDED: spec.get("successfulTestsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
             "Failed": spec.get("failedTestsHistoryLimit", DEFAULT_FAILED_HISTORY),
         }
         pruned: set[str] = set()
@@ -337,7 +337,7 @@ class PolicyReconciler:
         active = {t["metadata"]["name"] for t in owned if _test_phase(t) not in TERMINAL_PHASES}
         if started:
             active.add(started)
-        successes = [t["status"].get("completionTime") for t in owned if _test_phase(t) == SUCCEEDED]
+        successes = [t["status"].get("completionTime") for t in owned if _test_phase(t) == Phase.SUCCEEDED]
         successes.append(current.get("lastSuccessfulTime"))
         last_success = max(filter(None, successes), key=parse_time, default=None)
         status: dict[str, Any] = {

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lazarus.api.v1alpha1 import FailureReason, RestoreTestSpec
 from lazarus.checks.runner import DEFAULT_TIMEOUT as DEFAULT_CHECKS_TIMEOUT
 from lazarus.cost.usage import Prices, Resources, held_now, integrate, planned_requests
 from lazarus.kube.client import Rest
@@ -37,10 +38,7 @@ __all__ = [
 ]  # fmt: skip
 
 # Failure reason of a test stopped by spec.cost.maxCost.
-COST_LIMIT_EXCEEDED = "CostLimitExceeded"
-# CRD defaults of the phase timeouts, repeated for specs the API server did not default.
-DEFAULT_RESTORE_TIMEOUT = "30m"
-DEFAULT_READY_TIMEOUT = "10m"
+COST_LIMIT_EXCEEDED = FailureReason.COST_LIMIT_EXCEEDED
 # The parity key (lazarus.lifecycle.parity.group_kind) of PersistentVolumeClaims.
 CLAIM_KIND = "PersistentVolumeClaim"
 # Seconds between two measurements of one test in one phase by the guard: syncs come with every
@@ -119,8 +117,9 @@ def remaining_seconds(test: dict[str, Any], test_timeout: float, now: datetime) 
     """The longest the test can still run: its phase's remaining timeout plus those of the phases
     after it, at most until the test's deadline (``--test-timeout``)."""
     spec, status = test.get("spec") or {}, test.get("status") or {}
-    restore = parse_duration((spec.get("restore") or {}).get("timeout", DEFAULT_RESTORE_TIMEOUT))
-    ready = parse_duration((spec.get("workloads") or {}).get("readyTimeout", DEFAULT_READY_TIMEOUT))
+    typed = RestoreTestSpec.of(test)
+    restore = parse_duration(typed.restore.timeout)
+    ready = parse_duration(typed.workloads.ready_timeout)
     checks = float((spec.get("healthChecks") or {}).get("timeout") or DEFAULT_CHECKS_TIMEOUT)
 
     def since(field: str) -> float:

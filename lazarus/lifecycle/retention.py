@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lazarus.lifecycle.status import SUCCEEDED
+from lazarus.api.v1alpha1 import Phase
 
 
 def kept_until_deleted(test: dict[str, Any] | None) -> bool:
@@ -16,5 +16,5 @@ def kept_until_deleted(test: dict[str, Any] | None) -> bool:
     if test is None:
         return False
     cleanup = (test.get("spec") or {}).get("cleanup") or {}
-    failed = (test.get("status") or {}).get("phase") != SUCCEEDED
+    failed = (test.get("status") or {}).get("phase") != Phase.SUCCEEDED
     return cleanup.get("enabled") is False or (failed and bool(cleanup.get("keepOnFailure")))

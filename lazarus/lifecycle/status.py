@@ -7,66 +7,43 @@ is retried, so two steps never overwrite each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from lazarus.api.v1alpha1 import ConditionType, Phase
 from lazarus.informers import LAZARUS_RESTORE_TESTS
 from lazarus.kube.client import Rest
 from lazarus.kube.conditions import FALSE, set_condition
 from lazarus.kube.events import NORMAL, WARNING, EventRecorder
 from lazarus.lifecycle.durations import format_time
 
-# Phases (status.phase).
-PENDING, RESTORING, VERIFYING, CHECKING = "Pending", "Restoring", "Verifying", "Checking"
-SUCCEEDED, FAILED = "Succeeded", "Failed"
-ACTIVE_PHASES = (RESTORING, VERIFYING, CHECKING)
-TERMINAL_PHASES = (SUCCEEDED, FAILED)
-# Every reason a test can fail with (``StatusWriter.fail``): a closed set, so metrics can create
-# their per-reason series at 0 before the first failure (a unit test holds the controller to it).
-FAILURE_REASONS = (
-    "BackupNotFound",
-    "BackupNotCompleted",
-    "BackupExpired",
-    "InvalidSpec",
-    "UnsafeRestore",
-    "NothingToRestore",
-    "RestoreFailed",
-    "RestorePartiallyFailed",
-    "ResourcesMissing",
-    "WorkloadsNotReady",
-    "HealthChecksFailed",
-    "ObjectiveMissed",
-    "BaselineDrift",
-    "CostLimitExceeded",
-    "Timeout",
-)
-
-# Condition types.
-RESTORE_COMPLETED = "RestoreCompleted"
-WORKLOADS_READY = "WorkloadsReady"
-HEALTH_CHECKS_COMPLETED = "HealthChecksCompleted"
-CLEANUP_COMPLETED = "CleanupCompleted"
-
 # The condition a failure in each phase is reported on.
 _FAILED_CONDITION = {
-    "": RESTORE_COMPLETED,
-    PENDING: RESTORE_COMPLETED,
-    RESTORING: RESTORE_COMPLETED,
-    VERIFYING: WORKLOADS_READY,
-    CHECKING: HEALTH_CHECKS_COMPLETED,
+    "": ConditionType.RESTORE_COMPLETED,
+    Phase.PENDING: ConditionType.RESTORE_COMPLETED,
+    Phase.RESTORING: ConditionType.RESTORE_COMPLETED,
+    Phase.VERIFYING: ConditionType.WORKLOADS_READY,
+    Phase.CHECKING: ConditionType.HEALTH_CHECKS_COMPLETED,
 }
 
 
+def utc_now() -> datetime:
+    """The wall-clock time of production (tests inject their own)."""
+    return datetime.now(UTC)
+
+
 def now_text() -> str:
-    return format_time(datetime.now(UTC))
+    return format_time(utc_now())
 
 
 class StatusWriter:
-    """Patches test status and records the matching Events."""
+    """Patches test status and records the matching Events; ``now`` gives the timestamps."""
 
-    def __init__(self, rest: Rest, events: EventRecorder) -> None:
+    def __init__(self, rest: Rest, events: EventRecorder, now: Callable[[], datetime] = utc_now) -> None:
         self._rest = rest
         self._events = events
+        self._now = now
 
     def event(self, test: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Record an Event on the test without changing its status."""
@@ -101,7 +78,7 @@ class StatusWriter:
                 condition[1],
                 reason,
                 message,
-                now=now_text(),
+                now=format_time(self._now()),
                 generation=test["metadata"].get("generation"),
             )
         updated = self.patch(test, status)
@@ -116,7 +93,7 @@ class StatusWriter:
             status,
             reason,
             message,
-            now=now_text(),
+            now=format_time(self._now()),
             generation=test["metadata"].get("generation"),
         )
         self.patch(test, {"conditions": conditions})
@@ -127,14 +104,14 @@ class StatusWriter:
     ) -> dict[str, Any]:
         """End the test as Failed with ``reason`` (a CamelCase constant) and a precise message."""
         current_phase = (test.get("status") or {}).get("phase") or ""
-        status = {"completionTime": now_text(), "result": {"success": False, "message": message}}
+        status = {"completionTime": format_time(self._now()), "result": {"success": False, "message": message}}
         status.update(extra or {})
         return self.transition(
             test,
-            FAILED,
+            Phase.FAILED,
             reason,
             message,
-            condition=(_FAILED_CONDITION.get(current_phase, HEALTH_CHECKS_COMPLETED), FALSE),
+            condition=(_FAILED_CONDITION.get(current_phase, ConditionType.HEALTH_CHECKS_COMPLETED), FALSE),
             extra=status,
             warning=True,
         )

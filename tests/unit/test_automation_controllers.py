@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from lazarus.controllers.backuptrigger import BackupTriggerReconciler, group_key
 from lazarus.controllers.base import PermanentError
+from lazarus.controllers.context import Context
 from lazarus.controllers.policy import PolicyReconciler
 from lazarus.informers import (
     BACKUP_TEST_POLICIES,
@@ -22,7 +23,6 @@ from lazarus.informers import (
     SharedInformerFactory,
 )
 from lazarus.kube.client import ApiError
-from lazarus.operator import Context
 from lazarus.settings import Settings
 from tests.fakeclock import FakeClock
 

@@ -10,6 +10,7 @@ here; they are evaluated by a real kube-apiserver in the integration tests.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import re
 from collections.abc import Iterator
@@ -19,6 +20,18 @@ from typing import Any
 
 import pytest
 import yaml
+
+from lazarus.api.v1alpha1 import (
+    CleanupSettings,
+    CostSettings,
+    Objectives,
+    Phase,
+    RestoreSettings,
+    RestoreTestSpec,
+    SandboxSettings,
+    WorkloadSettings,
+)
+from lazarus.api.v1alpha1.restoretest import json_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
@@ -380,6 +393,30 @@ def test_conditions_are_standard() -> None:
         assert set(item["required"]) == {"type", "status", "lastTransitionTime", "reason",
                                          "message"}
         assert item["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("spec", RestoreTestSpec),
+        ("spec.restore", RestoreSettings),
+        ("spec.sandbox", SandboxSettings),
+        ("spec.workloads", WorkloadSettings),
+        ("spec.cleanup", CleanupSettings),
+        ("spec.objectives", Objectives),
+        ("spec.cost", CostSettings),
+    ],
+)
+def test_crd_defaults_are_the_typed_model_s(path: str, model: type) -> None:
+    properties = node_at("LazarusRestoreTest", path)["properties"]
+    modelled = {f.metadata["json"] for f in dataclasses.fields(model) if f.metadata["section"] is None}
+    in_crd = {key: node["default"] for key, node in properties.items() if key in modelled and "default" in node}
+    assert in_crd == json_defaults(model)
+    assert modelled <= set(properties)  # the model reads no field the CRD lacks
+
+
+def test_crd_phases_are_the_model_s() -> None:
+    assert node_at("LazarusRestoreTest", "status.phase")["enum"] == [p.value for p in Phase]
 
 
 def test_safety_defaults() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from lazarus.api.v1alpha1 import FailureReason
 from lazarus.baseline.compare import FINDING_TYPES, Finding
-from lazarus.lifecycle.status import FAILURE_REASONS
 from lazarus.metrics import (
     CacheCollector,
     RestoreTestMetrics,
@@ -181,7 +181,7 @@ def test_a_scrape_creates_the_result_counters_of_every_source_at_zero() -> None:
     # before the collector runs); every scrape after it has them, long before the test ends.
     registry.get_sample_value("lazarus_test_success_total", source)
     assert registry.get_sample_value("lazarus_test_success_total", source) == 0
-    for reason in FAILURE_REASONS:
+    for reason in FailureReason:
         assert registry.get_sample_value("lazarus_test_failure_total", {**source, "reason": reason}) == 0
     observe_finished_test(finished_test(success=False, backup="shop-1"), backups["shop-1"], events)
     assert registry.get_sample_value("lazarus_test_failure_total", {**source, "reason": "HealthChecksFailed"}) == 1

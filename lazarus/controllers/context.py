@@ -1,0 +1,23 @@
+"""What a controller factory gets to build its controller from (``lazarus.operator`` wires it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lazarus.controllers.base import Controller
+from lazarus.informers import SharedInformerFactory
+from lazarus.kube.client import Rest
+from lazarus.settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    """The process's settings, REST client and shared informer factory."""
+
+    settings: Settings
+    rest: Rest
+    informers: SharedInformerFactory
+
+
+ControllerFactory = Callable[[Context], Controller]

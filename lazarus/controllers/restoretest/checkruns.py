@@ -1,0 +1,51 @@
+"""Health checks run off the workers: a worker never waits minutes for a test's checks.
+
+A check run can take up to ``healthChecks.timeout`` (10 minutes by default). Run on a worker, two
+long runs would hold both workers and delay every other test's admission, timeout and cleanup.
+So a sync of a Checking test starts its run on this pool and returns; the run's completion
+requeues the key, and that sync takes the report. Runs are keyed by test key and UID (a test
+deleted and recreated under its name starts afresh); ``forget`` drops the run of a deleted test
+(its result, if it comes, is discarded). A run lost with the process is simply started again by
+the next leader: checks only read, and a custom check's Job is adopted by name.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+
+from lazarus.checks.runner import HealthCheckReport
+
+
+class CheckRuns:
+    """The running and finished check runs of tests, on ``executor``."""
+
+    def __init__(self, executor: Executor, on_done: Callable[[str], None]) -> None:
+        """``on_done(key)`` is called (on the pool's thread) when the run of ``key`` has finished."""
+        self._executor = executor
+        self._on_done = on_done
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[str, Future[HealthCheckReport]]] = {}
+
+    def result(self, key: str, uid: str, run: Callable[[], HealthCheckReport]) -> HealthCheckReport | None:
+        """The report of the finished run of test ``key``/``uid`` (dropped once returned), or None
+        while it runs (started now if none was). A run that raised re-raises here (and is dropped:
+        the retry starts a new one)."""
+        with self._lock:
+            current = self._runs.get(key)
+            if current is None or current[0] != uid:
+                future = self._executor.submit(run)
+                self._runs[key] = (uid, future)
+                future.add_done_callback(lambda _f: self._on_done(key))
+                return None
+            future = current[1]
+            if not future.done():
+                return None
+            del self._runs[key]
+        return future.result()
+
+    def forget(self, key: str) -> None:
+        """Drop the run of ``key`` (its test is gone)."""
+        with self._lock:
+            self._runs.pop(key, None)

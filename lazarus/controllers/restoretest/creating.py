@@ -1,0 +1,85 @@
+"""I/O of a test's start: its sandbox namespaces (with NetworkPolicy and quota) and its Restore.
+
+Every name comes from the test's UID, so a retry (or a new leader) finds what an earlier attempt
+created: a 409 on a sandbox object counts as created. A namespace that already exists is adopted
+only if it carries this test's UID label and is not being deleted; anything else is a clash and
+fails the test: Lazarus never restores into a namespace it did not create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lazarus.api.v1alpha1 import FailureReason
+from lazarus.controllers.restoretest.decisions import Fail
+from lazarus.controllers.restoretest.objects import restore_objects
+from lazarus.controllers.restoretest.view import TestView
+from lazarus.cost.quota import sandbox_quota_objects
+from lazarus.kube.client import ApiError, Rest
+from lazarus.sandbox import namespace_body, network_policy_body, owned_by
+from lazarus.velero.restore_spec import UnsafeRestoreError
+
+
+class Creator:
+    """Creates a test's sandboxes and Restore through ``rest``."""
+
+    def __init__(
+        self, rest: Rest, velero_namespace: str, operator_namespace: str, cached_namespace: Callable[[str], Any]
+    ) -> None:
+        """``cached_namespace(name)``: the sandbox informer's copy of a namespace, or None."""
+        self._rest = rest
+        self._velero = velero_namespace
+        self._operator_namespace = operator_namespace
+        self._cached_namespace = cached_namespace
+
+    def sandboxes_and_restore(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
+        """Create everything of the test's start; a ``Fail`` if it must not go on."""
+        return self.sandboxes(view, mapping) or self.restore(view, mapping)
+
+    def sandboxes(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
+        """Create the sandbox namespaces and their NetworkPolicies and quotas."""
+        test = dict(view.obj)
+        labels = dict(view.spec.sandbox.labels or {})
+        for source, sandbox in mapping.items():
+            clash = self._namespace(test, namespace_body(test, sandbox, source, labels))
+            if clash is not None:
+                return clash
+            self._create(f"/apis/networking.k8s.io/v1/namespaces/{sandbox}/networkpolicies",
+                         network_policy_body(test, sandbox, self._operator_namespace))  # fmt: skip
+            for collection, body in sandbox_quota_objects(test, sandbox):
+                self._create(collection, body)
+        return None
+
+    def restore(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
+        """Create the resource-modifier ConfigMap and the Velero Restore."""
+        try:
+            configmap, body = restore_objects(view, mapping, self._velero)
+        except UnsafeRestoreError as exc:
+            return Fail(FailureReason.UNSAFE_RESTORE, str(exc))
+        self._create(f"/api/v1/namespaces/{self._velero}/configmaps", configmap)
+        self._create(f"/apis/velero.io/v1/namespaces/{self._velero}/restores", body)
+        return None
+
+    def _namespace(self, test: dict[str, Any], body: dict[str, Any]) -> Fail | None:
+        name = body["metadata"]["name"]
+        cached = self._cached_namespace(name)
+        if cached is not None and owned_by(cached, test):
+            return None
+        if self._create("/api/v1/namespaces", body):
+            return None
+        existing = self._rest.request("GET", f"/api/v1/namespaces/{name}")
+        if owned_by(existing, test) and not existing["metadata"].get("deletionTimestamp"):
+            return None
+        return Fail(FailureReason.UNSAFE_RESTORE, f"namespace {name} already exists and is not this test's "
+                    "sandbox: Lazarus never restores into a namespace it did not create")  # fmt: skip
+
+    def _create(self, collection: str, body: dict[str, Any]) -> bool:
+        """POST ``body``; True if created, False if it already existed (idempotent retries)."""
+        try:
+            self._rest.request("POST", collection, body=body)
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+            return False
+        return True
