@@ -152,7 +152,8 @@ class RestoreTestReconciler:
             return
         self.controller.queue.add_after(view.key, left)  # nothing else may bring the key back in time
         if view.spec.cost.max_cost is not None:
-            limit = self.cost_guard.exceeded(dict(view.obj), planned_requests(self.cache.restored_workloads(view)))
+            limit = self.cost_guard.exceeded(dict(view.obj), planned_requests(self.cache.restored_workloads(view)),
+                                            now=self._now())
             if limit is not None:
                 self._apply(view, Fail(checking.FailureReason.COST_LIMIT_EXCEEDED, limit.message,
                                        {"cost": limit.cost.to_status()}))  # fmt: skip
