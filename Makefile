@@ -55,7 +55,7 @@ integration: venv
 # `make cluster-up` one keeps running) and always stops it afterwards.
 test: export LAZARUS_TESTBED_STATE ?= $(or $(LAZARUS_TESTBED_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lazarus-testbed)/state-make-test
 test: export LAZARUS_TESTBED_PORT_BASE ?= 27000
-test: testbed-build lint
+test: testbed-build lint typecheck
 	$(VENV)/bin/pytest tests/unit -q
 	$(TESTBED) down >/dev/null 2>&1 || true
 	@set -e; trap '$(TESTBED) down' EXIT; \
@@ -69,6 +69,7 @@ demo: testbed-build
 
 lint: venv
 	$(VENV)/bin/ruff check $(RUFF_ARGS) lazarus tests crds bench
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -21,8 +21,8 @@ from typing import Any
 from lazarus.automation.backups import FAILED, FAILED_VALIDATION, PARTIALLY_FAILED, cluster_wide
 from lazarus.automation.names import bounded_name
 from lazarus.automation.optin import schedule_of
-from lazarus.informers import LAZARUS_RESTORE_TESTS
 from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.resources import LAZARUS_RESTORE_TESTS
 from lazarus.velero.restore_spec import UnsafeRestoreError, restore_body
 
 CREATED_BY_LABEL = "lazarus.io/created-by"

@@ -50,8 +50,7 @@ from typing import Any
 
 import tenacity
 
-from lazarus.informers.transport import CONNECTION_ERRORS
-from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.client import CONNECTION_ERRORS, ApiError, Rest
 
 PLACEHOLDER = "{{ .SandboxNamespace }}"
 _PLACEHOLDER = re.compile(r"\{\{\s*\.SandboxNamespace\s*\}\}")

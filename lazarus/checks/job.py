@@ -42,8 +42,8 @@ from typing import Any
 
 from lazarus.checks.context import CheckContext, CheckError
 from lazarus.checks.results import ERROR, FAILED, PASSED, SKIPPED, CustomResult
-from lazarus.informers.transport import CONNECTION_ERRORS, decode_watch_stream
-from lazarus.kube.client import ApiError
+from lazarus.kube.client import CONNECTION_ERRORS, ApiError
+from lazarus.kube.watch import decode_watch_stream
 from lazarus.sandbox import TEST_UID_LABEL, owner_labels
 
 JOB_NAME_PREFIX = "lazarus-check-"

@@ -25,7 +25,18 @@ Typical use::
 from lazarus.informers.factory import SharedInformerFactory
 from lazarus.informers.informer import DEFAULT_RESYNC_PERIOD, EventHandler, SharedInformer, is_resync
 from lazarus.informers.reflector import Reflector
-from lazarus.informers.resource import (
+from lazarus.informers.resource import Query
+from lazarus.informers.store import (
+    NAMESPACE_INDEX,
+    DeletedFinalStateUnknown,
+    Store,
+    deep_copy,
+    final_object,
+    label_index,
+    object_key,
+)
+from lazarus.informers.transport import ApiError, ListerWatcher, Obj, RestTransport
+from lazarus.kube.resources import (
     BACKUP_TEST_POLICIES,
     BACKUPS,
     CONFIG_MAPS,
@@ -37,19 +48,8 @@ from lazarus.informers.resource import (
     RESTORES,
     SCHEDULES,
     STATEFUL_SETS,
-    Query,
     Resource,
 )
-from lazarus.informers.store import (
-    NAMESPACE_INDEX,
-    DeletedFinalStateUnknown,
-    Store,
-    deep_copy,
-    final_object,
-    label_index,
-    object_key,
-)
-from lazarus.informers.transport import ApiError, ListerWatcher, Obj, RestTransport
 
 __all__ = [
     "BACKUPS",

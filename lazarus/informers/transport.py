@@ -24,7 +24,7 @@ client's pydantic models are several times slower and larger, and its ``watch.Wa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ from kubernetes import client
 
 from lazarus.informers.resource import Query
 from lazarus.kube.client import CONNECTION_ERRORS, ApiError, Rest
+from lazarus.kube.watch import WatchEvent, decode_watch_stream
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -78,15 +79,6 @@ class ListPage:
     """``metadata.continue``: pass it to fetch the next page; ``None`` on the last page."""
 
 
-@dataclass(frozen=True)
-class WatchEvent:
-    """One watch event: ``type`` is ``ADDED``, ``MODIFIED``, ``DELETED``, ``BOOKMARK`` or ``ERROR``."""
-
-    type: str
-    object: Obj
-    """The object; for ``ERROR`` a ``Status``; for ``BOOKMARK`` only ``metadata.resourceVersion``."""
-
-
 class WatchStream(Protocol):
     """A live watch: iterate it for events; ``close`` it (from any thread) to end it."""
 
@@ -110,24 +102,6 @@ class ListerWatcher(Protocol):
         """Start a watch (with bookmarks) from ``resource_version``, ended by the server after
         ``timeout_seconds``."""
         ...
-
-
-def decode_watch_stream(chunks: Iterable[bytes]) -> Iterator[WatchEvent]:
-    """Turn a watch response body (newline-delimited JSON, in arbitrary chunks) into events."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield _decode_event(line)
-    if pending.strip():
-        yield _decode_event(pending)
-
-
-def _decode_event(line: bytes) -> WatchEvent:
-    event = json.loads(line)
-    return WatchEvent(event["type"], event["object"])
 
 
 class _HttpWatchStream:

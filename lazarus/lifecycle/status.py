@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lazarus.api.v1alpha1 import ConditionType, Phase
-from lazarus.informers import LAZARUS_RESTORE_TESTS
 from lazarus.kube.client import Rest
 from lazarus.kube.conditions import FALSE, set_condition
 from lazarus.kube.events import NORMAL, WARNING, EventRecorder
+from lazarus.kube.resources import LAZARUS_RESTORE_TESTS
 from lazarus.lifecycle.durations import format_time
 
 # The condition a failure in each phase is reported on.

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS
 from lazarus.kube.client import ApiError, Rest, new_api_client
+from lazarus.kube.resources import BACKUPS, LAZARUS_RESTORE_TESTS
 from lazarus.report.html import html
 from lazarus.report.model import Report, build_report
 from lazarus.report.render import as_json, markdown

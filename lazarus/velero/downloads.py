@@ -43,9 +43,9 @@ from typing import Any
 import requests
 import structlog
 
-from lazarus.informers.resource import DOWNLOAD_REQUESTS
-from lazarus.informers.transport import CONNECTION_ERRORS, decode_watch_stream
-from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.client import CONNECTION_ERRORS, ApiError, Rest
+from lazarus.kube.resources import DOWNLOAD_REQUESTS
+from lazarus.kube.watch import decode_watch_stream
 
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",

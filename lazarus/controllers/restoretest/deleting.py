@@ -15,8 +15,8 @@ import structlog
 
 from lazarus.controllers.restoretest.cleanup import deletions
 from lazarus.controllers.restoretest.view import TestView
-from lazarus.informers import LAZARUS_RESTORE_TESTS
 from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.resources import LAZARUS_RESTORE_TESTS
 from lazarus.lifecycle.cluster_objects import ClusterObjectDeleter, created_cluster_objects
 from lazarus.velero.downloads import DownloadError, TargetKind, download_json
 
