@@ -11,6 +11,11 @@ compares desired with actual state and acts, idempotently. The outcome decides w
   A 403 from the API server is retried too (an administrator may fix the RBAC), but it is logged
   as an error and handed to ``on_forbidden`` (e.g. to record an Event), once per key and message
   until a sync of that key succeeds: a missing permission is reported, never just retried.
+- ``sync`` raises one of ``PROGRAMMING_ERRORS`` (a ``KeyError`` on a malformed status, ...): a bug
+  or an object the code did not expect, which retrying alone will not fix. It is retried
+  ``MAX_PROGRAMMING_RETRIES`` times with backoff (a race may explain it), then logged as an error,
+  handed to ``on_programming_error`` (e.g. a Warning Event) and dropped: the next change of the
+  object enqueues its key again.
 
 The workqueue guarantees one key is never synced by two workers at once. Workers start only after
 the caches the controller reads have synced. ``stop`` hands out no more keys: each worker finishes
@@ -34,6 +39,13 @@ from lazarus.kube.client import ApiError
 log = structlog.get_logger(__name__)
 
 
+# Exceptions that mean a bug or an unexpected object rather than a passing failure of the API.
+# (Not ValueError: several user errors are ValueErrors, and they are handled where they arise.)
+PROGRAMMING_ERRORS: tuple[type[Exception], ...] = (KeyError, TypeError, AttributeError, IndexError)
+# Retries of a programming error before the key is dropped (backoff 5 ms … 80 ms).
+MAX_PROGRAMMING_RETRIES = 5
+
+
 class PermanentError(Exception):
     """A failure retrying cannot fix (bad user input); already recorded by the sync function."""
 
@@ -49,6 +61,7 @@ class Controller:
         workers: int = 2,
         queue: RateLimitingQueue[str] | None = None,
         on_forbidden: Callable[[str, ApiError], None] | None = None,
+        on_programming_error: Callable[[str, Exception], None] | None = None,
     ) -> None:
         self.name = name
         self._sync = sync
@@ -59,6 +72,7 @@ class Controller:
         self._lifecycle = threading.Lock()
         self._stopping = threading.Event()
         self._on_forbidden = on_forbidden
+        self._on_programming_error = on_programming_error
         # key → the 403 message last reported for it (a key is synced by one worker at a time).
         self._forbidden: dict[str, str] = {}
 
@@ -122,19 +136,37 @@ class Controller:
         except PermanentError as exc:
             log.warning("sync failed permanently; not retrying", controller=self.name, key=key, error=str(exc))
             self.queue.forget(key)
-        except Exception as exc:  # noqa: BLE001 - any other failure is transient by contract
+        except Exception as exc:  # noqa: BLE001 - any other failure is retried (see the module docstring)
             retries = self.queue.num_requeues(key)
-            if isinstance(exc, ApiError) and exc.status == 403:
+            if isinstance(exc, PROGRAMMING_ERRORS) and not isinstance(exc, ApiError):
+                self._programming_error(key, exc, retries)
+            elif isinstance(exc, ApiError) and exc.status == 403:
                 self._report_forbidden(key, exc, retries)
+                self.queue.add_rate_limited(key)
             else:
                 log.warning("sync failed; will retry", controller=self.name, key=key, error=str(exc), retries=retries)
-            self.queue.add_rate_limited(key)
+                self.queue.add_rate_limited(key)
         else:
             self._forbidden.pop(key, None)
             self.queue.forget(key)
         finally:
             self.queue.done(key)
         return True
+
+    def _programming_error(self, key: str, error: Exception, retries: int) -> None:
+        if retries < MAX_PROGRAMMING_RETRIES:
+            log.warning("sync failed unexpectedly; will retry", controller=self.name, key=key, error=repr(error),
+                        retries=retries)  # fmt: skip
+            self.queue.add_rate_limited(key)
+            return
+        log.error("sync keeps failing unexpectedly; dropping the key until its object changes", controller=self.name,
+                  key=key, error=repr(error), retries=retries, exc_info=error)  # fmt: skip
+        self.queue.forget(key)
+        if self._on_programming_error is not None:
+            try:
+                self._on_programming_error(key, error)
+            except Exception as exc:  # noqa: BLE001 - reporting must never stop the worker
+                log.warning("could not report a failing sync", controller=self.name, key=key, error=repr(exc))
 
     def _report_forbidden(self, key: str, error: ApiError, retries: int) -> None:
         log.error("sync forbidden by the API server (RBAC): grant the permission; will retry",

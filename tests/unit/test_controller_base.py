@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from lazarus.controllers.base import Controller, PermanentError
+from lazarus.controllers.base import MAX_PROGRAMMING_RETRIES, Controller, PermanentError
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.informers.store import object_key
 from lazarus.kube.client import ApiError
@@ -123,3 +123,23 @@ def test_stop_lets_the_worker_finish_its_key_and_hands_out_no_more() -> None:
     stopping.join(JOIN_TIMEOUT)
     assert not stopping.is_alive()
     assert synced == ["ns/a"]
+
+
+def test_a_programming_error_is_retried_a_few_times_then_reported_and_dropped() -> None:
+    reported: list[tuple[str, str]] = []
+
+    def sync(key: str) -> None:
+        raise KeyError("startTime")
+
+    clock = FakeClock()
+    queue: RateLimitingQueue[str] = RateLimitingQueue(clock=clock)
+    controller = Controller("test", sync, queue=queue,
+                            on_programming_error=lambda key, exc: reported.append((key, repr(exc))))  # fmt: skip
+    controller.queue.add("ns/a")
+    for attempt in range(MAX_PROGRAMMING_RETRIES + 1):
+        assert reported == []
+        assert controller.process_next_item()
+        clock.step(1.0)
+        assert controller.queue.num_requeues("ns/a") == (attempt + 1) % (MAX_PROGRAMMING_RETRIES + 1)
+    assert reported == [("ns/a", "KeyError('startTime')")]
+    assert controller.queue.len() == 0  # dropped: only a change of the object brings it back

@@ -10,9 +10,11 @@ import pytest
 from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase
 from lazarus.baseline import BaselineCheck
 from lazarus.checks.runner import HealthCheckReport
+from lazarus.controllers.base import MAX_PROGRAMMING_RETRIES
 from lazarus.controllers.restoretest import controller as controller_module
 from lazarus.cost import Cost, CostLimit, Prices, Resources
 from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, RESTORES
+from lazarus.kube.client import ApiError
 from lazarus.sandbox import sandbox_name
 from lazarus.velero.backup_contents import backup_contents_from_map
 from tests.unit.restoretest_fixture import NOW, RESTORE_NAME, UID, Fixture, backup, restore_test, stamp, velero_restore
@@ -275,3 +277,27 @@ def test_a_test_over_its_cost_limit_is_stopped() -> None:
     status = only_status(fx)
     assert (status["reason"], status["message"]) == (FailureReason.COST_LIMIT_EXCEEDED, "cost 0.02 USD > maxCost 0.01")
     assert "cost" in status
+
+
+def test_a_malformed_status_gets_a_bounded_retry_and_a_warning_event(checks: dict[str, Any]) -> None:
+    fx = fixture_with(restore_test(status={"phase": "Checking", "namespaceMapping": {"shop": SANDBOX}}))
+    controller = fx.reconciler.controller
+    fx.queued()
+    controller.queue.add("team-a/shop-check")
+    for _ in range(MAX_PROGRAMMING_RETRIES + 2):  # + the sync that only started the checks
+        assert controller.process_next_item()
+        fx.clock.step(1.0)
+    assert fx.rest.events() == [("Warning", "SyncFailed")]
+    assert controller.queue.len() == 0 and fx.rest.writes() == []
+
+
+def test_a_conflict_on_the_verdict_does_not_run_the_checks_again(checks: dict[str, Any]) -> None:
+    fx = checking()
+    status_path = "/apis/lazarus.io/v1alpha1/namespaces/team-a/lazarusrestoretests/shop-check/status"
+    fx.rest.refuse[("PATCH", status_path)] = ApiError(409, "Conflict")
+    with pytest.raises(ApiError):
+        check(fx)
+    del fx.rest.refuse[("PATCH", status_path)]
+    fx.sync()
+    assert fx.last_status()["phase"] == Phase.SUCCEEDED
+    assert checks["runs"] == 1

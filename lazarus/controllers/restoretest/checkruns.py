@@ -3,9 +3,11 @@
 A check run can take up to ``healthChecks.timeout`` (10 minutes by default). Run on a worker, two
 long runs would hold both workers and delay every other test's admission, timeout and cleanup.
 So a sync of a Checking test starts its run on this pool and returns; the run's completion
-requeues the key, and that sync takes the report. Runs are keyed by test key and UID (a test
-deleted and recreated under its name starts afresh); ``forget`` drops the run of a deleted test
-(its result, if it comes, is discarded). A run lost with the process is simply started again by
+requeues the key, and that sync takes the report. The report is kept until ``forget``: a sync
+that fails after taking it (a conflict on the status write) takes the same report again rather
+than running the checks again. Runs are keyed by test key and UID (a test deleted and recreated
+under its name starts afresh); ``forget`` is called once the verdict is written and when the test
+is deleted (a result still to come is then discarded). A run lost with the process is simply started again by
 the next leader: checks only read, and a custom check's Job is adopted by name.
 """
 
@@ -29,9 +31,8 @@ class CheckRuns:
         self._runs: dict[str, tuple[str, Future[HealthCheckReport]]] = {}
 
     def result(self, key: str, uid: str, run: Callable[[], HealthCheckReport]) -> HealthCheckReport | None:
-        """The report of the finished run of test ``key``/``uid`` (dropped once returned), or None
-        while it runs (started now if none was). A run that raised re-raises here (and is dropped:
-        the retry starts a new one)."""
+        """The report of the finished run of test ``key``/``uid``, or None while it runs (started
+        now if none was). A run that raised re-raises here, and is dropped: the retry starts anew."""
         with self._lock:
             current = self._runs.get(key)
             if current is None or current[0] != uid:
@@ -42,10 +43,11 @@ class CheckRuns:
             future = current[1]
             if not future.done():
                 return None
-            del self._runs[key]
+            if future.exception() is not None:
+                del self._runs[key]
         return future.result()
 
     def forget(self, key: str) -> None:
-        """Drop the run of ``key`` (its test is gone)."""
+        """Drop the run of ``key`` (its verdict is written, or its test is gone)."""
         with self._lock:
             self._runs.pop(key, None)

@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 # Event reason: the API server refused a call of this test's sync (RBAC).
 FORBIDDEN = "Forbidden"
+# Event reason: the test's sync keeps failing on something unexpected (a malformed status, a bug).
+SYNC_FAILED = "SyncFailed"
 # Seconds a just-created Restore is trusted to exist before the informer shows it.
 CREATED_EXPECTATION = 30.0
 
@@ -71,7 +73,8 @@ class RestoreTestReconciler:
         self.cache = Informers(context.informers, settings.velero_namespace)
         self.controller = Controller("restoretest", self.sync, workers=settings.workers,
                                      queue=RateLimitingQueue("restoretest", clock=self._clock),
-                                     on_forbidden=self._report_forbidden)  # fmt: skip
+                                     on_forbidden=self._report_forbidden,
+                                     on_programming_error=self._report_programming_error)  # fmt: skip
         self.slots = Slots(settings.max_concurrent_tests)
         self._clock_now = self._clock.now
         self._restores_created: dict[str, float] = {}  # test key → when this process created its Restore
@@ -109,6 +112,14 @@ class RestoreTestReconciler:
         if test is not None:
             self.status.event(test, WARNING, FORBIDDEN, f"{error.message or error}; grant it to the operator "
                               "(README: Install, RBAC) — retrying with backoff")  # fmt: skip
+
+    def _report_programming_error(self, key: str, error: Exception) -> None:
+        """A Warning Event on the test whose sync keeps failing on something unexpected (see
+        ``Controller``): retried when the test changes, not before."""
+        test = self.cache.tests.store.get_by_key(key)
+        if test is not None:
+            self.status.event(test, WARNING, SYNC_FAILED, f"the operator cannot process this test: {error!r}; not "
+                              "retried until the test changes (check its status, or report a bug)")  # fmt: skip
 
     # ----------------------------------------------------------------- sync
 
@@ -293,6 +304,7 @@ class RestoreTestReconciler:
         if drift is not None:
             self.status.event(test, WARNING, BASELINE_DRIFT, drift)
         self._apply(view, checking.verdict(view, report, measures, baseline, finished))
+        self.check_runs.forget(view.key)
 
     # ----------------------------------------------------------------- cleanup
 
