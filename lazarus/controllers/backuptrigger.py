@@ -160,7 +160,11 @@ class BackupTriggerReconciler:
                 for key in keys(final_object(obj)):
                     self.controller.queue.add(key)
 
-            informer.add_event_handler(deliver, lambda _old, new: deliver(new), deliver)
+            def deleted(obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+                self._forget(final_object(obj))
+                deliver(obj)
+
+            informer.add_event_handler(deliver, lambda _old, new: deliver(new), deleted)
 
         on_any(self.backups, lambda b: [group_key(b)])
         on_any(self.schedules, lambda s: [f"{SCHEDULE_KEY}:{object_key(s)}"])
@@ -304,9 +308,19 @@ class BackupTriggerReconciler:
             self.events.record(obj, WARNING, problem.reason, str(problem))
         return problem
 
+    @staticmethod
+    def _identity(obj: dict[str, Any]) -> str:
+        return str(obj["metadata"].get("uid") or object_key(obj))
+
+    def _forget(self, obj: dict[str, Any]) -> None:
+        """``obj`` was deleted: drop what was reported of it (the dict stays as large as the cache)."""
+        identity = self._identity(obj)
+        for mark in [m for m in self._reported if m[0] == identity]:
+            self._reported.pop(mark, None)
+
     def _once(self, obj: dict[str, Any], reason: str, what: str) -> bool:
         """Whether ``what`` is new for this object and reason in this process; remembers it."""
-        mark = (obj["metadata"].get("uid") or object_key(obj), reason)
+        mark = (self._identity(obj), reason)
         if self._reported.get(mark) == what:
             return False
         self._reported[mark] = what

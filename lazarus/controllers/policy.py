@@ -146,7 +146,12 @@ class PolicyReconciler:
 
     def _wire_handlers(self) -> None:
         enqueue = self.controller.enqueue
-        self.policies.add_event_handler(enqueue, lambda _old, new: enqueue(new), enqueue)
+
+        def policy_deleted(obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+            self._forget(str(final_object(obj)["metadata"].get("uid")))
+            enqueue(obj)
+
+        self.policies.add_event_handler(enqueue, lambda _old, new: enqueue(new), policy_deleted)
 
         def test_changed(obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
             test = final_object(obj)
@@ -360,6 +365,12 @@ class PolicyReconciler:
     def _skip(self, policy: dict[str, Any], reason: str, message: str) -> None:
         if self._note(policy, WARNING, reason, message):
             POLICY_RUNS_SKIPPED.labels(reason).inc()
+
+    def _forget(self, uid: str) -> None:
+        """The policy ``uid`` was deleted: drop its last run and noted Events (bounded memory)."""
+        self._last_run.pop(uid, None)
+        for mark in [m for m in self._noted if m[0] == uid]:
+            self._noted.pop(mark, None)
 
     def _note(self, policy: dict[str, Any], type_: str, reason: str, message: str) -> bool:
         """Record an Event unless this policy's last one of ``reason`` said the same; True if recorded."""

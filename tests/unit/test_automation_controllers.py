@@ -22,6 +22,7 @@ from lazarus.informers import (
     SCHEDULES,
     SharedInformerFactory,
 )
+from lazarus.informers.informer import _deliver
 from lazarus.kube.client import ApiError
 from lazarus.settings import Settings
 from tests.fakeclock import FakeClock
@@ -510,3 +511,34 @@ def test_a_policy_without_schedule_only_supplies_a_template(policies: Any) -> No
     assert condition(status) == ("True", "NoSchedule")
     assert rest.created_tests() == []
     assert not wait_for_key(reconciler, clock, 86400)
+
+
+def deliver_delete(context: Context, resource: Any, obj: dict[str, Any]) -> None:
+    """The watch reports ``obj`` deleted: the cache drops it and the handlers hear of it."""
+    namespace = "velero" if resource in (BACKUPS, SCHEDULES) else None
+    distributor = context.informers.informer_for(resource, namespace=namespace)._distributor
+    distributor.delete(obj)
+    while not distributor.queue.empty():
+        _deliver(distributor.queue.get())
+
+
+def test_what_was_reported_of_a_deleted_schedule_is_forgotten(trigger: Any) -> None:
+    reconciler, rest, context = trigger
+    bad = schedule(**OPTED_IN, **{"lazarus.io/test-every": "-1"})
+    preload(context, SCHEDULES, bad)
+    with pytest.raises(PermanentError):
+        reconciler.sync("schedule:velero/daily")
+    assert reconciler._reported
+    deliver_delete(context, SCHEDULES, bad)
+    assert reconciler._reported == {}
+
+
+def test_what_was_noted_of_a_deleted_policy_is_forgotten(policies: Any) -> None:
+    reconciler, rest, context, _, _ = policies
+    noted = policy(schedule="0 * * * *", status={"lastScheduleTime": "2026-01-10T03:00:00Z"})
+    preload(context, BACKUP_TEST_POLICIES, noted)
+    preload(context, BACKUPS, backup("all-1", 1, includedNamespaces=[]))
+    reconciler.sync("team-a/shop")
+    assert reconciler._noted
+    deliver_delete(context, BACKUP_TEST_POLICIES, noted)
+    assert reconciler._noted == {} and reconciler._last_run == {}
