@@ -54,13 +54,11 @@ The rules, in order (``modifier_rules`` is the single place that defines them):
    patch cannot fail on an existing port, and leaves no node port behind whether or not Velero
    had already cleared it. A Service with more ports than that and an explicit node port beyond
    them is rejected by the API server (a restore error naming it): it fails closed.
-6. ``lazarus-pvcs-detach-from-volumes`` (unless PersistentVolume objects are restored) — every
-   PersistentVolumeClaim loses ``spec.volumeName``. Without its PV restored, a claim that still
-   names the production PV would bind to it if that PV is ``Available``; without the name it gets
-   a new, empty volume from its StorageClass (Velero does the same itself for volumes restored
-   from file-system backups). When PV objects are restored (``restore_spec.restore_safety``),
-   Velero renames them and rewrites the claims' ``volumeName`` to the new PV, so the rule is left
-   out.
+6. ``lazarus-pvcs-detach-from-volumes`` — every PersistentVolumeClaim loses ``spec.volumeName``.
+   PV objects are never restored (``restore_spec.restore_safety``); a claim that still names the
+   production PV would bind to it if that PV is ``Available``; without the name it gets a new,
+   empty volume from its StorageClass (Velero does the same itself for volumes restored from
+   file-system backups).
 """
 
 from __future__ import annotations
@@ -139,7 +137,7 @@ def _conditions(
     return {"conditions": conditions}
 
 
-def modifier_rules(source_namespaces: Iterable[str], *, pvs_restored: bool = False) -> list[ModifierRule]:
+def modifier_rules(source_namespaces: Iterable[str]) -> list[ModifierRule]:
     """The rules for a restore of ``source_namespaces``, in order (see the module docstring).
 
     Deterministic: the same inputs give the same rules. Raises ``ValueError`` for an empty
@@ -190,13 +188,12 @@ def modifier_rules(source_namespaces: Iterable[str], *, pvs_restored: bool = Fal
                     {**_conditions(_SERVICES, namespaces, matches), "patches": patches},
                 )
             )
-    if not pvs_restored:
-        rules.append(
-            ModifierRule(
-                "lazarus-pvcs-detach-from-volumes",
-                {**_conditions("persistentvolumeclaims", namespaces), **_merge_patch({"spec": {"volumeName": None}})},
-            )
+    rules.append(
+        ModifierRule(
+            "lazarus-pvcs-detach-from-volumes",
+            {**_conditions("persistentvolumeclaims", namespaces), **_merge_patch({"spec": {"volumeName": None}})},
         )
+    )
     return rules
 
 
@@ -225,17 +222,14 @@ def resource_modifiers_configmap(
     namespace: str,
     source_namespaces: Iterable[str],
     labels: Mapping[str, str] | None = None,
-    *,
-    pvs_restored: bool = False,
 ) -> dict[str, Any]:
     """The ConfigMap ``namespace/name`` (``namespace`` = the Velero namespace) holding the rules.
 
     ``name`` is chosen by the caller (deterministic per test, e.g. the Restore's name);
     ``labels`` tie it to its test (e.g. ``lazarus.sandbox.owner_labels(test)``) so cleanup finds
-    it. ``pvs_restored`` must be ``restore_spec.restore_safety(...).restore_pv_objects`` of the
-    Restore (see rule 6); the default, ``False``, is the safe one.
+    it.
     """
-    rules = modifier_rules(source_namespaces, pvs_restored=pvs_restored)
+    rules = modifier_rules(source_namespaces)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

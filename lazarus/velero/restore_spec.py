@@ -92,14 +92,6 @@ class RestoreSafety:
     """Restore cluster-scoped objects at all (only when the test explicitly allows it)."""
     restore_pvs: bool
     """Velero's ``restorePVs``: recreate volumes from their snapshots."""
-    restore_pv_objects: bool
-    """PersistentVolume objects may be restored. Only with cluster-scoped resources allowed,
-    ``restore_pvs`` on, and the caller having verified that every volume in the backup has
-    snapshot or file-system backup data: a PV object restored without its data still points at
-    the production disk (Velero renames it, but keeps its volume source — Velero PR #3708
-    review). Otherwise ``persistentvolumes`` is excluded, and the resource modifiers strip
-    ``spec.volumeName`` from claims (they get new, empty volumes instead of binding to
-    production ones)."""
     existing_resource_policy: str = EXISTING_RESOURCE_POLICY
     preserve_node_ports: bool = False
     """Never keep node ports: the modifiers turn every NodePort/LoadBalancer Service into ClusterIP."""
@@ -107,16 +99,18 @@ class RestoreSafety:
     """One sentence per decision, for status and events."""
 
 
-def restore_safety(restore_spec: Mapping[str, Any] | None = None, *, volumes_verified: bool = False) -> RestoreSafety:
+def restore_safety(restore_spec: Mapping[str, Any] | None = None) -> RestoreSafety:
     """Decide cluster-scoped and PV handling for a test's ``spec.restore`` (see ``RestoreSafety``).
 
-    ``volumes_verified``: the caller checked (e.g. from the backup's ``BackupVolumeInfos``) that
-    every PersistentVolume in the backup has snapshot or file-system backup data.
+    PersistentVolume objects are never restored: a PV object restored without its data still
+    points at the production disk (Velero renames it, but keeps its volume source — Velero PR
+    #3708 review), and Lazarus does not verify every volume's backup data. So ``persistentvolumes``
+    is excluded, and the resource modifiers strip ``spec.volumeName`` from claims (they get new,
+    empty volumes instead of binding to production ones).
     """
     spec = restore_spec or {}
     include_cluster = spec.get("includeClusterResources") is True
     restore_pvs = spec.get("restorePVs", True) is not False
-    pv_objects = include_cluster and restore_pvs and volumes_verified
     reasons = [
         "existing objects are never overwritten (existingResourcePolicy: none)",
         "node ports are never preserved (Services become ClusterIP)",
@@ -125,10 +119,8 @@ def restore_safety(restore_spec: Mapping[str, Any] | None = None, *, volumes_ver
         reasons.append("cluster-scoped resources are not restored (not allowed by the test)")
     else:
         reasons.append("cluster-scoped resources are restored (allowed by the test); existing ones stay untouched")
-    if pv_objects:
-        reasons.append("persistent volumes are restored from their backup data (verified present for every volume)")
-    elif include_cluster:
-        why = "restorePVs is off" if not restore_pvs else "their backup data was not verified"
+    if include_cluster:
+        why = "restorePVs is off" if not restore_pvs else "their backup data is not verified"
         reasons.append(
             f"persistent volumes are not restored ({why}): a volume restored without its data would "
             "point at production storage; claims get new, empty volumes"
@@ -138,7 +130,6 @@ def restore_safety(restore_spec: Mapping[str, Any] | None = None, *, volumes_ver
     return RestoreSafety(
         include_cluster_resources=include_cluster,
         restore_pvs=restore_pvs,
-        restore_pv_objects=pv_objects,
         reasons=tuple(reasons),
     )
 
@@ -153,7 +144,6 @@ def restore_body(
     restore_spec: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
     source_namespaces: Iterable[str] | None = None,
-    volumes_verified: bool = False,
 ) -> dict[str, Any]:
     """The ``velero.io/v1`` ``Restore`` ``namespace/name`` (``namespace``: the Velero namespace).
 
@@ -164,12 +154,12 @@ def restore_body(
     ``restoreStatus`` (a boolean, or Velero's ``{includedResources, excludedResources}``) are
     used; its namespace fields are not — they are the caller's input to ``namespace_mapping``.
     ``resource_modifier_configmap`` names the ConfigMap built by ``resource_modifiers_configmap``
-    (with ``pvs_restored=restore_safety(...).restore_pv_objects``). ``labels`` tie the Restore to
+    ``labels`` tie the Restore to
     its test. Raises ``UnsafeRestoreError`` (see the module docstring).
     """
     spec = restore_spec or {}
     sources = _checked_sources(namespace_mapping, source_namespaces, velero_namespace=namespace)
-    safety = restore_safety(spec, volumes_verified=volumes_verified)
+    safety = restore_safety(spec)
 
     included = _resource_list(spec.get("includedResources"), "includedResources")
     if "*" in included and len(included) > 1:
@@ -184,7 +174,7 @@ def restore_body(
             "could capture production traffic)"
         )
     excluded = _dedupe([*FORCED_EXCLUDED_RESOURCES, *user_excluded])
-    if safety.include_cluster_resources and not safety.restore_pv_objects:
+    if safety.include_cluster_resources:
         excluded = _dedupe([*excluded, "persistentvolumes"])
         if "persistentvolumes" in included:
             raise UnsafeRestoreError(

@@ -95,10 +95,9 @@ def test_namespaces_must_be_plain_names(bad: list[str]) -> None:
         modifier_rules(bad)
 
 
-def test_pvc_rule_only_when_pv_objects_are_not_restored() -> None:
+def test_claims_are_always_detached_from_their_volumes() -> None:
     names = [rule.name for rule in modifier_rules(["shop"])]
     assert "lazarus-pvcs-detach-from-volumes" in names
-    assert "lazarus-pvcs-detach-from-volumes" not in [r.name for r in modifier_rules(["shop"], pvs_restored=True)]
 
 
 # --------------------------------------------------------------------------- a model of Velero

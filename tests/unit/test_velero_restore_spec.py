@@ -156,8 +156,6 @@ def test_cluster_resources_only_when_explicitly_allowed() -> None:
     assert spec["includeClusterResources"] is True
     # Volumes without verified backup data would point at production storage: excluded.
     assert "persistentvolumes" in spec["excludedResources"]
-    verified = build({"includeClusterResources": True}, volumes_verified=True)["spec"]
-    assert "persistentvolumes" not in verified["excludedResources"]
 
 
 def test_including_unsafe_persistent_volumes_is_refused() -> None:
@@ -167,17 +165,14 @@ def test_including_unsafe_persistent_volumes_is_refused() -> None:
 
 def test_restore_safety_decisions() -> None:
     default = restore_safety()
-    assert default == RestoreSafety(False, True, False, "none", False, default.reasons)
+    assert default == RestoreSafety(False, True, "none", False, default.reasons)
     assert any("cluster-scoped resources are not restored" in r for r in default.reasons)
     assert any("existingResourcePolicy: none" in r for r in default.reasons)
 
-    no_pvs = restore_safety({"includeClusterResources": True, "restorePVs": False}, volumes_verified=True)
-    assert (no_pvs.include_cluster_resources, no_pvs.restore_pvs, no_pvs.restore_pv_objects) == (True, False, False)
+    no_pvs = restore_safety({"includeClusterResources": True, "restorePVs": False})
+    assert (no_pvs.include_cluster_resources, no_pvs.restore_pvs) == (True, False)
     assert "restorePVs is off" in no_pvs.reasons[-1]
 
-    unverified = restore_safety({"includeClusterResources": True})
-    assert not unverified.restore_pv_objects and "not verified" in unverified.reasons[-1]
-
-    allowed = restore_safety({"includeClusterResources": True}, volumes_verified=True)
-    assert allowed.restore_pv_objects
-    assert allowed.existing_resource_policy == "none" and allowed.preserve_node_ports is False
+    cluster = restore_safety({"includeClusterResources": True})
+    assert "not verified" in cluster.reasons[-1]
+    assert cluster.existing_resource_policy == "none" and cluster.preserve_node_ports is False

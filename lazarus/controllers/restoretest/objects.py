@@ -7,7 +7,7 @@ from typing import Any
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.sandbox import owner_labels
 from lazarus.velero.resource_modifiers import resource_modifiers_configmap
-from lazarus.velero.restore_spec import restore_body, restore_safety
+from lazarus.velero.restore_spec import restore_body
 
 
 def restore_section(view: TestView) -> dict[str, Any]:
@@ -21,10 +21,7 @@ def restore_objects(
     """The resource-modifier ConfigMap and the Velero Restore; raises ``UnsafeRestoreError``."""
     test = dict(view.obj)
     name = view.restore_name
-    configmap = resource_modifiers_configmap(
-        name, velero_namespace, list(mapping), owner_labels(test),
-        pvs_restored=restore_safety(restore_section(view)).restore_pv_objects,
-    )  # fmt: skip
+    configmap = resource_modifiers_configmap(name, velero_namespace, list(mapping), owner_labels(test))
     body = restore_body(
         name=name,
         namespace=velero_namespace,
