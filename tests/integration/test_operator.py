@@ -42,7 +42,8 @@ def start_operator(namespace: str, tmp_path: Path) -> Iterator[Any]:
 
 def _lease(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
     lease = client.CoordinationV1Api(api_client).read_namespaced_lease(LEASE_NAME, namespace)
-    return {"holder": lease.spec.holder_identity or "", "transitions": lease.spec.lease_transitions or 0}
+    return {"holder": lease.spec.holder_identity or "", "transitions": lease.spec.lease_transitions or 0,
+            "renewed": lease.spec.renew_time}  # fmt: skip
 
 
 def test_probes_answer(start_operator: Any) -> None:
@@ -60,8 +61,11 @@ def test_exactly_one_leader_and_takeover_after_sigkill(
     follower = b if leader is a else a
     for _ in range(3):  # stays that way across several renewals
         assert leader.is_leader() and not follower.is_leader()
-        assert _lease(api_client, namespace)["holder"] == leader.identity
-        wait_until("a renewal period", lambda: True, timeout=RETRY_PERIOD)
+        lease = _lease(api_client, namespace)
+        assert lease["holder"] == leader.identity
+        renewed = lease["renewed"]
+        wait_until("a renewal", lambda renewed=renewed: _lease(api_client, namespace)["renewed"] != renewed,
+                   timeout=3 * RETRY_PERIOD)  # fmt: skip
     transitions = _lease(api_client, namespace)["transitions"]
 
     leader.process.send_signal(signal.SIGKILL)

@@ -4,6 +4,7 @@ with exactly one Velero Restore and no leaked namespace."""
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def test_killed_again_and_again_the_test_still_ends_with_one_restore(
     phases_killed_in = []
     for attempt in range(25):
         operator = start_operator(f"crash-{attempt}", tmp_path, "--no-leader-elect")
-        wait_until("some progress", lambda: True, timeout=rng.uniform(0.05, 0.8), interval=0.05)
+        time.sleep(rng.uniform(0.05, 0.8))  # let it run to a random point, then kill it there
         operator.stop()  # SIGKILL
         phase = _phase(custom, namespace, name)
         phases_killed_in.append(phase)
