@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from lazarus.automation.template import CREATED_BY_CLI, CREATED_BY_LABEL
 from lazarus.informers import LAZARUS_RESTORE_TESTS, SharedInformerFactory
 from lazarus.kube.client import ApiError, Rest, new_api_client
 
@@ -54,7 +55,7 @@ def test_body(
         "metadata": {
             "generateName": prefix,
             "namespace": namespace,
-            "labels": {**(labels or {}), "lazarus.io/created-by": "cli"},
+            "labels": {**(labels or {}), CREATED_BY_LABEL: CREATED_BY_CLI},
         },
         "spec": {**spec, "backupName": backup},
     }

@@ -27,6 +27,8 @@ from lazarus.velero.restore_spec import UnsafeRestoreError, restore_body
 
 CREATED_BY_LABEL = "lazarus.io/created-by"
 CREATED_BY_TRIGGER, CREATED_BY_POLICY = "backup-trigger", "policy"
+# Tests made by ``lazarus test``.
+CREATED_BY_CLI = "cli"
 BACKUP_NAME_LABEL = "lazarus.io/backup-name"
 SCHEDULE_LABEL = "lazarus.io/schedule-name"
 POLICY_NAME_LABEL = "lazarus.io/policy-name"

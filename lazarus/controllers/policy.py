@@ -66,10 +66,11 @@ from lazarus.informers import (
     final_object,
     object_key,
 )
-from lazarus.kube.client import ApiError, Rest
+from lazarus.kube.client import Rest
 from lazarus.kube.conditions import FALSE, TRUE, set_condition
 from lazarus.kube.events import NORMAL, WARNING, EventRecorder
 from lazarus.lifecycle.durations import format_time, parse_time
+from lazarus.lifecycle.history import beyond_limits, delete_test
 
 log = structlog.get_logger(__name__)
 
@@ -117,10 +118,6 @@ def _owner_uid(test: dict[str, Any]) -> list[str]:
 
 def _test_phase(test: dict[str, Any]) -> str:
     return str((test.get("status") or {}).get("phase") or "")
-
-
-def _finished_at(test: dict[str, Any]) -> str:
-    return str((test.get("status") or {}).get("completionTime") or test["metadata"].get("creationTimestamp") or "")
 
 
 class PolicyReconciler:
@@ -255,7 +252,7 @@ class PolicyReconciler:
             return _RunOutcome()
         replaced = active if concurrency == REPLACE else []
         for test in replaced:
-            self._delete(test)
+            delete_test(self.rest, test)
             message = f"deleted running test {test['metadata']['name']} for the run of {run_text} (Replace)"
             self.events.record(policy, NORMAL, TEST_REPLACED, message)
         annotations = {SCHEDULED_TIME_ANNOTATION: run_text}
@@ -308,24 +305,12 @@ class PolicyReconciler:
             "Failed": spec.get("failedTestsHistoryLimit", DEFAULT_FAILED_HISTORY),
         }
         pruned: set[str] = set()
-        for ended, limit in limits.items():
-            finished = sorted((t for t in owned if _test_phase(t) == ended), key=_finished_at, reverse=True)
-            for test in finished[limit:]:
-                self._delete(test)
-                pruned.add(test["metadata"]["name"])
+        for test in beyond_limits(owned, limits):
+            delete_test(self.rest, test)
+            pruned.add(test["metadata"]["name"])
         if pruned:
             log.info("pruned test history", policy=object_key(policy), tests=sorted(pruned))
         return [t for t in owned if t["metadata"]["name"] not in pruned]
-
-    def _delete(self, test: dict[str, Any]) -> None:
-        metadata = test["metadata"]
-        path = f"{LAZARUS_RESTORE_TESTS.collection_path(metadata['namespace'])}/{metadata['name']}"
-        body = {"propagationPolicy": "Background", "preconditions": {"uid": metadata["uid"]}}
-        try:
-            self.rest.request("DELETE", path, body=body)
-        except ApiError as exc:
-            if not (exc.not_found or exc.conflict):  # gone, or a new object under that name
-                raise
 
     def _write_status(
         self,

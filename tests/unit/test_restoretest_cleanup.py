@@ -132,3 +132,50 @@ def test_a_gone_test_s_leftovers_are_removed_and_it_is_forgotten() -> None:
     assert [p for p, _b in deletes(fx)] == [f"/apis/velero.io/v1/namespaces/velero/restores/{RESTORE_NAME}",
                                             f"/api/v1/namespaces/velero/configmaps/{RESTORE_NAME}"]  # fmt: skip
     assert fx.rest.status_patches() == []
+
+
+# ----------------------------------------------------------------- retention
+
+
+def made_by(maker: str | None, name: str, minutes_ago: int, phase: str = "Succeeded") -> dict[str, Any]:
+    test = finished(phase=phase, minutes_ago=minutes_ago)
+    test["metadata"].update(name=name, uid=f"uid-{name}-00000000000")
+    if maker is not None:
+        test["metadata"]["labels"] = {"lazarus.io/created-by": maker, "lazarus.io/schedule": "nightly"}
+    return test
+
+
+def deleted_tests(fx: Fixture) -> list[tuple[str, dict[str, Any] | None]]:
+    return [(p.rsplit("/", 1)[-1], b) for p, b in deletes(fx) if "/lazarusrestoretests/" in p]
+
+
+def test_tests_of_a_schedule_beyond_the_kept_count_are_deleted_oldest_first() -> None:
+    fx = Fixture()
+    tests = [made_by("backup-trigger", f"t{i}", minutes_ago=i) for i in range(12)]
+    fx.add(LAZARUS_RESTORE_TESTS, *tests)
+    fx.sync("team-a/t0")
+    assert deleted_tests(fx) == [(f"t{i}", {**DELETE_BODY, "preconditions": {"uid": f"uid-t{i}-00000000000"}})
+                                 for i in (10, 11)]  # fmt: skip
+
+
+def test_failed_tests_are_kept_fewer() -> None:
+    fx = Fixture()
+    fx.add(LAZARUS_RESTORE_TESTS, *[made_by("cli", f"f{i}", minutes_ago=100 + i, phase="Failed") for i in range(6)])
+    fx.sync("team-a/f0")
+    assert [name for name, _ in deleted_tests(fx)] == ["f5"]
+
+
+def test_a_test_finished_more_than_30_days_ago_is_deleted() -> None:
+    fx = Fixture()
+    fx.add(LAZARUS_RESTORE_TESTS, made_by("cli", "new", minutes_ago=1), made_by("cli", "old", minutes_ago=31 * 1440))
+    fx.sync("team-a/new")
+    assert [name for name, _ in deleted_tests(fx)] == ["old"]
+
+
+def test_tests_a_user_made_or_a_policy_owns_are_not_retained_here() -> None:
+    fx = Fixture()
+    fx.add(LAZARUS_RESTORE_TESTS, made_by(None, "mine", minutes_ago=1), made_by(None, "ancient", minutes_ago=99999),
+           made_by("policy", "p-old", minutes_ago=99999))  # fmt: skip
+    for name in ("mine", "ancient", "p-old"):
+        fx.sync(f"team-a/{name}")
+    assert deleted_tests(fx) == []

@@ -22,7 +22,7 @@ from lazarus.checks import run_health_checks
 from lazarus.clock import Clock, RealClock
 from lazarus.controllers.base import Controller
 from lazarus.controllers.context import Context
-from lazarus.controllers.restoretest import admission, checking, cleanup, reporting, restoring, verifying
+from lazarus.controllers.restoretest import admission, checking, cleanup, reporting, restoring, retention, verifying
 from lazarus.controllers.restoretest.checkruns import CheckRuns
 from lazarus.controllers.restoretest.creating import Creator
 from lazarus.controllers.restoretest.decisions import Advance, Decision, Fail, RequeueAfter, Wait
@@ -33,11 +33,13 @@ from lazarus.controllers.restoretest.slots import Slots
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.cost import GUARD_INTERVAL, CostGuard, planned_requests, prices_of
+from lazarus.informers import object_key
 from lazarus.kube.client import ApiError
 from lazarus.kube.conditions import TRUE
 from lazarus.kube.events import WARNING, EventRecorder
 from lazarus.lifecycle.diagnostics import collect as collect_diagnostics
 from lazarus.lifecycle.durations import format_time, parse_time
+from lazarus.lifecycle.history import DEFAULT_MAX_AGE, delete_test
 from lazarus.lifecycle.status import StatusWriter, utc_now
 from lazarus.metrics import register_cache_metrics
 from lazarus.sources import source_of
@@ -150,6 +152,7 @@ class RestoreTestReconciler:
             if not reporting.reported(view):
                 view = TestView.of(self.reporter.report(view, self.cache.backup(view.spec.backup_name), self._now()))
             self._clean_up_finished(view)
+            self._retain(view)
         elif view.phase in ACTIVE_PHASES:
             self._run_active(view)
         else:
@@ -320,6 +323,18 @@ class RestoreTestReconciler:
         if self.deleter.test_objects(view, self.cache.owned(view.key)):
             self.status.set_condition(dict(view.obj), ConditionType.CLEANUP_COMPLETED, TRUE, "CleanupCompleted",
                                       "sandbox namespaces and the Velero restore removed")  # fmt: skip
+
+    def _retain(self, view: TestView) -> None:
+        """Delete the tests of the finished test's retention group beyond its limits (``retention``);
+        come back when this one becomes too old."""
+        group = self.cache.retention_group(view)
+        if not group:
+            return
+        for test in retention.to_delete(group, self._now()):
+            log.info("deleting a test beyond its source's retention", test=object_key(dict(test)))
+            delete_test(self.rest, test)
+        self.controller.queue.add_after(view.key, max(DEFAULT_MAX_AGE - view.elapsed("completionTime", self._now()), 0)
+                                        + 1.0)  # fmt: skip
 
     def _delete_orphans(self, key: str, test: dict[str, Any] | None) -> None:
         """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lazarus.api.v1alpha1 import ACTIVE_PHASES, Phase
+from lazarus.controllers.restoretest import retention
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.informers import (
     BACKUPS,
@@ -28,6 +29,7 @@ from lazarus.sandbox import SANDBOX_LABEL, TEST_NAME_LABEL, TEST_NAMESPACE_LABEL
 RESTORED_BY_LABEL = "velero.io/restore-name"
 BACKUP_INDEX = "backup"
 OWNER_INDEX = "test"
+RETENTION_INDEX = "retention"
 Obj = dict[str, Any]
 
 
@@ -54,7 +56,7 @@ class Informers:
     def __init__(self, factory: SharedInformerFactory, velero_namespace: str) -> None:
         self._velero = velero_namespace
         self.tests = factory.informer_for(LAZARUS_RESTORE_TESTS)
-        self.tests.add_indexers({BACKUP_INDEX: _backup_key})
+        self.tests.add_indexers({BACKUP_INDEX: _backup_key, RETENTION_INDEX: retention.group_of})
         self.backups = factory.informer_for(BACKUPS, namespace=velero_namespace)
         self.restores = factory.informer_for(RESTORES, namespace=velero_namespace, label_selector=TEST_UID_LABEL)
         self.restores.add_indexers({OWNER_INDEX: owner_key})
@@ -86,6 +88,10 @@ class Informers:
     def waiting_keys(self) -> list[str]:
         """Tests the cache shows Pending (they may wait for a slot)."""
         return [object_key(t) for t in self.tests.store.list() if _phase(t) == Phase.PENDING]
+
+    def retention_group(self, view: TestView) -> list[Obj]:
+        """The tests in the retention group of ``view`` (none if it has no group)."""
+        return [t for group in retention.group_of(view.obj) for t in self.tests.store.by_index(RETENTION_INDEX, group)]
 
     def restored_workloads(self, view: TestView, kinds: Iterable[str] | None = None) -> list[Obj]:
         """The restored workloads (of ``kinds``: ``Deployments``, ...; default all) in the test's
