@@ -13,9 +13,9 @@ Outcomes follow the controller contract: a user error (missing backup, unsafe re
 the test ``Failed`` with a reason and is not retried; API errors are raised and retried.
 
 Modules: ``controller`` (informers in ``informers``; the only I/O, with its actuators
-``creating``, ``deleting``, ``reading``, ``reporting``, ``checkruns``) and the phase functions,
-which read a ``view.TestView`` and return ``decisions``: ``admission`` (with ``slots``),
-``restoring``, ``verifying``, ``checking``, ``cleanup``.
+``writing``, ``creating``, ``deleting``, ``finishing``, ``reading``, ``reporting``, ``checkruns``)
+and the phase functions, which read a ``view.TestView`` and return ``decisions``: ``admission``
+(with ``slots``), ``restoring``, ``verifying``, ``checking``, ``cleanup``, ``retention``.
 """
 
 from lazarus.controllers.restoretest.controller import RestoreTestReconciler, restore_test_controller

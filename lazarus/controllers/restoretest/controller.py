@@ -2,54 +2,49 @@
 
 Handlers only compute keys and enqueue them (sample-controller's shape). ``sync`` reads the test
 and what it made from the caches, asks the phase modules (``admission``, ``restoring``,
-``verifying``, ``checking``, ``cleanup``) what to do, and does it: this module and the actuators it
-owns (``creating``, ``deleting``, ``reporting``) are the only code of the package doing I/O. Time
+``verifying``, ``checking``, ``cleanup``, ``retention``) what to do, and does it: this module and
+the actuators it owns (``writing``, ``creating``, ``deleting``, ``finishing``, ``reading``,
+``reporting``, ``checkruns``) are the only code of the package doing I/O. Time
 is read through the injected ``now`` (wall clock) and the queue's clock, so unit tests run on fakes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import ACTIVE_PHASES, ConditionType, Phase
+from lazarus.api.v1alpha1 import ACTIVE_PHASES, Phase
 from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline
 from lazarus.checks import run_health_checks
 from lazarus.clock import Clock, RealClock
 from lazarus.controllers.base import Controller
 from lazarus.controllers.context import Context
-from lazarus.controllers.restoretest import admission, checking, cleanup, reporting, restoring, retention, verifying
+from lazarus.controllers.restoretest import admission, checking, reporting, restoring, verifying
 from lazarus.controllers.restoretest.checkruns import CheckRuns
 from lazarus.controllers.restoretest.creating import Creator
-from lazarus.controllers.restoretest.decisions import Advance, Decision, Fail, RequeueAfter, Wait
+from lazarus.controllers.restoretest.decisions import Advance, Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER, Deleter
+from lazarus.controllers.restoretest.finishing import Finisher
 from lazarus.controllers.restoretest.informers import Informers
 from lazarus.controllers.restoretest.reading import Reader
 from lazarus.controllers.restoretest.slots import Slots
 from lazarus.controllers.restoretest.view import TestView
+from lazarus.controllers.restoretest.writing import Writer
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.cost import GUARD_INTERVAL, CostGuard, planned_requests, prices_of
-from lazarus.informers import object_key
-from lazarus.kube.client import ApiError
-from lazarus.kube.conditions import TRUE
 from lazarus.kube.events import WARNING, EventRecorder
 from lazarus.lifecycle.diagnostics import collect as collect_diagnostics
 from lazarus.lifecycle.durations import format_time, parse_time
-from lazarus.lifecycle.history import DEFAULT_MAX_AGE, delete_test
 from lazarus.lifecycle.status import StatusWriter, utc_now
 from lazarus.metrics import register_cache_metrics
 from lazarus.sources import source_of
 
 log = structlog.get_logger(__name__)
 
-# Event reason: the API server refused a call of this test's sync (RBAC).
-FORBIDDEN = "Forbidden"
-# Event reason: the test's sync keeps failing on something unexpected (a malformed status, a bug).
-SYNC_FAILED = "SyncFailed"
 # Seconds a just-created Restore is trusted to exist before the informer shows it.
 CREATED_EXPECTATION = 30.0
 
@@ -73,10 +68,11 @@ class RestoreTestReconciler:
         self._now = now
         self.status = StatusWriter(context.rest, EventRecorder(context.rest, settings.identity), now)
         self.cache = Informers(context.informers, settings.velero_namespace)
-        self.controller = Controller("restoretest", self.sync, workers=settings.workers,
-                                     queue=RateLimitingQueue("restoretest", clock=self._clock),
-                                     on_forbidden=self._report_forbidden,
-                                     on_programming_error=self._report_programming_error)  # fmt: skip
+        queue: RateLimitingQueue[str] = RateLimitingQueue("restoretest", clock=self._clock)
+        self.writer = Writer(self.status, queue, self.cache.tests.store.get_by_key)
+        self.controller = Controller("restoretest", self.sync, workers=settings.workers, queue=queue,
+                                     on_forbidden=self.writer.forbidden,
+                                     on_programming_error=self.writer.failing)  # fmt: skip
         self.slots = Slots(settings.max_concurrent_tests)
         self._clock_now = self._clock.now
         self._restores_created: dict[str, float] = {}  # test key → when this process created its Restore
@@ -86,6 +82,8 @@ class RestoreTestReconciler:
                                self.cache.sandboxes.store.get_by_key)  # fmt: skip
         self.deleter = Deleter(context.rest, settings.velero_namespace)
         self.reader = Reader(context.rest, settings.velero_namespace)
+        self.finisher = Finisher(context.rest, self.cache, self.deleter, self.status, queue,
+                                 settings.failure_retention, now)  # fmt: skip
         self.baselines = BaselineStore(context.rest, settings.namespace)
         prices = prices_of(settings)
         self.cost_guard = CostGuard(context.rest, prices, settings.test_timeout)
@@ -107,28 +105,12 @@ class RestoreTestReconciler:
         self.controller.forget(key)
         return self.slots.release(key)
 
-    def _report_forbidden(self, key: str, error: ApiError) -> None:
-        """A Warning Event on the test: the API server's 403 message names the verb, the resource and
-        the ServiceAccount; the sync is retried with backoff (see ``Controller``)."""
-        test = self.cache.tests.store.get_by_key(key)
-        if test is not None:
-            self.status.event(test, WARNING, FORBIDDEN, f"{error.message or error}; grant it to the operator "
-                              "(README: Install, RBAC) — retrying with backoff")  # fmt: skip
-
-    def _report_programming_error(self, key: str, error: Exception) -> None:
-        """A Warning Event on the test whose sync keeps failing on something unexpected (see
-        ``Controller``): retried when the test changes, not before."""
-        test = self.cache.tests.store.get_by_key(key)
-        if test is not None:
-            self.status.event(test, WARNING, SYNC_FAILED, f"the operator cannot process this test: {error!r}; not "
-                              "retried until the test changes (check its status, or report a bug)")  # fmt: skip
-
     # ----------------------------------------------------------------- sync
 
     def sync(self, key: str) -> None:
         """Advance the test ``key`` by one step (see the package docstring)."""
         test = self.cache.tests.store.get_by_key(key)
-        self._delete_orphans(key, test)
+        self.finisher.delete_orphans(key, test)
         if test is None:
             self._forget(key)
             return
@@ -151,8 +133,8 @@ class RestoreTestReconciler:
         if view.phase in (Phase.SUCCEEDED, Phase.FAILED):
             if not reporting.reported(view):
                 view = TestView.of(self.reporter.report(view, self.cache.backup(view.spec.backup_name), self._now()))
-            self._clean_up_finished(view)
-            self._retain(view)
+            self.finisher.clean_up(view)
+            self.finisher.retain(view)
         elif view.phase in ACTIVE_PHASES:
             self._run_active(view)
         else:
@@ -161,7 +143,7 @@ class RestoreTestReconciler:
     def _run_active(self, view: TestView) -> None:
         left = self.settings.test_timeout - view.elapsed("startTime", self._now())
         if left <= 0:
-            self._apply(view, Fail(checking.FailureReason.TIMEOUT,
+            self.writer.apply(view, Fail(checking.FailureReason.TIMEOUT,
                                    f"the test did not finish within {self.settings.test_timeout:.0f}s"))  # fmt: skip
             return
         self.controller.queue.add_after(view.key, left)  # nothing else may bring the key back in time
@@ -169,26 +151,11 @@ class RestoreTestReconciler:
             limit = self.cost_guard.exceeded(dict(view.obj), planned_requests(self.cache.restored_workloads(view)),
                                             now=self._now())
             if limit is not None:
-                self._apply(view, Fail(checking.FailureReason.COST_LIMIT_EXCEEDED, limit.message,
+                self.writer.apply(view, Fail(checking.FailureReason.COST_LIMIT_EXCEEDED, limit.message,
                                        {"cost": limit.cost.to_status()}))  # fmt: skip
                 return
             self.controller.queue.add_after(view.key, GUARD_INTERVAL)  # the guard looks again
         {Phase.RESTORING: self._restore, Phase.VERIFYING: self._verify, Phase.CHECKING: self._check}[view.phase](view)
-
-    def _apply(self, view: TestView, decision: Decision | None) -> None:
-        """Act on a phase function's decision."""
-        test = dict(view.obj)
-        if isinstance(decision, Fail):
-            self.status.fail(test, decision.reason, decision.message, extra=dict(decision.extra))
-        elif isinstance(decision, Wait):
-            if view.phase != Phase.PENDING or view.status.get("reason") != decision.reason:
-                self.status.transition(test, Phase.PENDING, decision.reason, decision.message)
-        elif isinstance(decision, Advance):
-            condition = (decision.condition, TRUE) if decision.condition is not None else None
-            self.status.transition(test, decision.phase, decision.reason, decision.message, condition=condition,
-                                   extra=dict(decision.extra))  # fmt: skip
-        elif isinstance(decision, RequeueAfter):
-            self.controller.queue.add_after(view.key, decision.seconds)
 
     # ----------------------------------------------------------------- Pending → Restoring
 
@@ -196,11 +163,11 @@ class RestoreTestReconciler:
         backup = self.cache.backup(view.spec.backup_name)
         blocked = admission.check_backup(view, backup, self.settings.velero_namespace, self._now())
         if blocked is not None or backup is None:
-            self._apply(view, blocked)
+            self.writer.apply(view, blocked)
             return
         active = self.cache.active_keys()
         if not self.slots.take(view.key, active):
-            self._apply(view, admission.waiting_for_slot(self.slots.running(active), self.slots.limit))
+            self.writer.apply(view, admission.waiting_for_slot(self.slots.running(active), self.slots.limit))
             return
         started = False
         try:
@@ -215,18 +182,18 @@ class RestoreTestReconciler:
         contents = self.reader.backup_contents(view) if admission.needs_contents(backup) else None
         planned = contents if isinstance(contents, Fail) else admission.plan(view, backup, velero, contents)
         if isinstance(planned, Fail):
-            self._apply(view, planned)
+            self.writer.apply(view, planned)
             return False
         # Sandboxes and the Restore are created in this same sync (one status write and one watch
         # round trip less than a separate step); a crash before the status write recomputes the
         # same names next time and finds them created.
         clash = self.creator.sandboxes_and_restore(view, planned.mapping)
         if clash is not None:
-            self._apply(view, clash)
+            self.writer.apply(view, clash)
             return False
         self._restores_created[view.key] = self._clock_now()
         mapping = ", ".join(f"{s} → {t}" for s, t in planned.mapping.items())
-        self._apply(view, Advance(
+        self.writer.apply(view, Advance(
             Phase.RESTORING, "RestoreCreated",
             f"created Velero restore {velero}/{view.restore_name} of backup {view.spec.backup_name}: {mapping}",
             extra={"startTime": format_time(self._now()), **planned.status},
@@ -246,30 +213,30 @@ class RestoreTestReconciler:
             clash = self.creator.sandboxes_and_restore(view, view.mapping)
             if clash is None:
                 self._restores_created[view.key] = self._clock_now()
-            self._apply(view, clash)
+            self.writer.apply(view, clash)
             return
         if not isinstance(step, restoring.Ended):
-            self._apply(view, step)
+            self.writer.apply(view, step)
             return
         details = self.reader.restore_details(step.restore)
         failed = restoring.failed(view, details)
         if failed is not None:
-            self._apply(view, failed)
+            self.writer.apply(view, failed)
             return
         if "expected" not in view.section("parity"):
             # The backup listed its namespaces, so the Restore was created without reading its
             # contents (the fast path); they are needed now, for parity and the workloads to wait for.
             contents = self.reader.backup_contents(view)
             if isinstance(contents, Fail):
-                self._apply(view, contents)
+                self.writer.apply(view, contents)
                 return
             if not set(contents.namespaces) & set(view.mapping):
-                self._apply(view, admission.nothing_to_restore(view))
+                self.writer.apply(view, admission.nothing_to_restore(view))
                 return
             expected = admission.expectations(view, contents, view.mapping)
             view = TestView(view.obj, view.spec, {**view.status, **expected})
         checked = self.reader.parity(view, step.restore, self._now())
-        self._apply(view, restoring.verdict(view, details, checked, self._now()))
+        self.writer.apply(view, restoring.verdict(view, details, checked, self._now()))
 
     # ----------------------------------------------------------------- Verifying → Checking
 
@@ -279,9 +246,9 @@ class RestoreTestReconciler:
         if isinstance(step, verifying.NotReady):
             diagnostics = collect_diagnostics(self.rest, view.sandbox_namespaces)
             extra = {**step.fail.extra, "diagnostics": diagnostics}
-            self._apply(view, Fail(step.fail.reason, step.fail.message, extra))
+            self.writer.apply(view, Fail(step.fail.reason, step.fail.message, extra))
             return
-        self._apply(view, step)
+        self.writer.apply(view, step)
 
     # ----------------------------------------------------------------- Checking → result
 
@@ -306,42 +273,8 @@ class RestoreTestReconciler:
         drift = checking.drift_warning(baseline)
         if drift is not None:
             self.status.event(test, WARNING, BASELINE_DRIFT, drift)
-        self._apply(view, checking.verdict(view, report, measures, baseline, finished))
+        self.writer.apply(view, checking.verdict(view, report, measures, baseline, finished))
         self.check_runs.forget(view.key)
-
-    # ----------------------------------------------------------------- cleanup
-
-    def _clean_up_finished(self, view: TestView) -> None:
-        if cleanup.cleaned_up(view):
-            return
-        due_in = cleanup.due_in(view, self.settings.failure_retention, self._now())
-        if due_in is None:
-            return
-        if due_in > 0:
-            self.controller.queue.add_after(view.key, due_in)
-            return
-        if self.deleter.test_objects(view, self.cache.owned(view.key)):
-            self.status.set_condition(dict(view.obj), ConditionType.CLEANUP_COMPLETED, TRUE, "CleanupCompleted",
-                                      "sandbox namespaces and the Velero restore removed")  # fmt: skip
-
-    def _retain(self, view: TestView) -> None:
-        """Delete the tests of the finished test's retention group beyond its limits (``retention``);
-        come back when this one becomes too old."""
-        group = self.cache.retention_group(view)
-        if not group:
-            return
-        for test in retention.to_delete(group, self._now()):
-            log.info("deleting a test beyond its source's retention", test=object_key(dict(test)))
-            delete_test(self.rest, test)
-        self.controller.queue.add_after(view.key, max(DEFAULT_MAX_AGE - view.elapsed("completionTime", self._now()), 0)
-                                        + 1.0)  # fmt: skip
-
-    def _delete_orphans(self, key: str, test: dict[str, Any] | None) -> None:
-        """Delete sandboxes/restores labelled for ``key`` whose test is gone or has another UID."""
-        owned: Iterable[dict[str, Any]] = self.cache.owned(key)
-        for orphan_uid in cleanup.stale_uids(owned, test["metadata"]["uid"] if test is not None else None):
-            log.info("removing leftovers of a deleted test", test=key, uid=orphan_uid)
-            self.deleter.owned(key, orphan_uid, self.cache.owned(key), orphan=True)
 
 
 def restore_test_controller(context: Context) -> Controller:
