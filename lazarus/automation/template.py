@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lazarus.api.v1alpha1 import DEFAULT_BACKUP_NAMESPACE
 from lazarus.automation.backups import FAILED, FAILED_VALIDATION, PARTIALLY_FAILED, cluster_wide
 from lazarus.automation.names import bounded_name
 from lazarus.automation.optin import schedule_of
@@ -66,7 +67,7 @@ class RestoreTestTemplate:
         try:
             restore_body(
                 name="probe",
-                namespace="velero",
+                namespace=DEFAULT_BACKUP_NAMESPACE,
                 backup_name="probe",
                 namespace_mapping=_PROBE_MAPPING,
                 resource_modifier_configmap="probe",

@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import TERMINAL_PHASES, Phase
+from lazarus.api.v1alpha1 import DEFAULT_BACKUP_NAMESPACE, TERMINAL_PHASES, Phase
 from lazarus.automation.backups import (
     COMPLETED,
     PARTIALLY_FAILED,
@@ -207,7 +207,7 @@ class PolicyReconciler:
 
     def _validate(self, policy: dict[str, Any]) -> tuple[CronSchedule | None, RestoreTestTemplate]:
         spec = policy.get("spec") or {}
-        if spec.get("backupNamespace", "velero") != self.settings.velero_namespace:
+        if spec.get("backupNamespace", DEFAULT_BACKUP_NAMESPACE) != self.settings.velero_namespace:
             raise _InvalidPolicy(
                 INVALID_SPEC,
                 f"backupNamespace {spec.get('backupNamespace')!r}: backups are read from the Velero namespace "
