@@ -301,3 +301,11 @@ def test_a_conflict_on_the_verdict_does_not_run_the_checks_again(checks: dict[st
     fx.sync()
     assert fx.last_status()["phase"] == Phase.SUCCEEDED
     assert checks["runs"] == 1
+
+
+def test_only_workloads_a_test_restored_are_cached() -> None:
+    """Velero's velero.io/restore-name is on whatever any restore brought back; Lazarus's sandbox
+    label only on what its tests restored."""
+    fx = Fixture()
+    selectors = {informer.query.label_selector for informer in fx.reconciler.cache.workloads.values()}
+    assert selectors == {"lazarus.io/sandbox=true"}

@@ -26,7 +26,10 @@ from lazarus.informers import (
 )
 from lazarus.sandbox import SANDBOX_LABEL, TEST_NAME_LABEL, TEST_NAMESPACE_LABEL, TEST_UID_LABEL
 
-RESTORED_BY_LABEL = "velero.io/restore-name"
+# Restored workloads are watched by the label the resource modifiers put on everything a test
+# restores (``lazarus.velero.resource_modifiers``): Velero's ``velero.io/restore-name`` is also on
+# whatever any other restore of the cluster brought back, which the cache must not hold.
+RESTORED_SELECTOR = f"{SANDBOX_LABEL}=true"
 BACKUP_INDEX = "backup"
 OWNER_INDEX = "test"
 RETENTION_INDEX = "retention"
@@ -60,10 +63,10 @@ class Informers:
         self.backups = factory.informer_for(BACKUPS, namespace=velero_namespace)
         self.restores = factory.informer_for(RESTORES, namespace=velero_namespace, label_selector=TEST_UID_LABEL)
         self.restores.add_indexers({OWNER_INDEX: owner_key})
-        self.sandboxes = factory.informer_for(NAMESPACES, label_selector=f"{SANDBOX_LABEL}=true")
+        self.sandboxes = factory.informer_for(NAMESPACES, label_selector=RESTORED_SELECTOR)
         self.sandboxes.add_indexers({OWNER_INDEX: owner_key})
         self.workloads = {
-            kind: factory.informer_for(resource, label_selector=RESTORED_BY_LABEL)
+            kind: factory.informer_for(resource, label_selector=RESTORED_SELECTOR)
             for kind, resource in (("Deployments", DEPLOYMENTS), ("StatefulSets", STATEFUL_SETS),
                                    ("DaemonSets", DAEMON_SETS))
         }  # fmt: skip
