@@ -1294,6 +1294,11 @@ def restore_test_status() -> Schema:
             "namespaceMapping": string_map(
                 "Namespace in the backup to the sandbox namespace it was restored into."
             ),
+            "sandboxUIDs": string_map(
+                "Sandbox namespace to the UID of the namespace Lazarus created. Only these are "
+                "adopted again (e.g. when the Restore is created anew): a namespace recreated under "
+                "the name since, labels or not, is never restored into."
+            ),
             "restore": obj(
                 "The Velero Restore.",
                 {

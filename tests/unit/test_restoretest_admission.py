@@ -103,6 +103,7 @@ def test_a_backup_listing_its_namespaces_starts_without_reading_its_contents(fx:
     status = fx.last_status()
     assert (status["phase"], status["reason"], status["startTime"]) == (Phase.RESTORING, "RestoreCreated", stamp(NOW))
     assert status["namespaceMapping"] == {"shop": SANDBOX} and status["sandboxNamespaces"] == [SANDBOX]
+    assert status["sandboxUIDs"] == {SANDBOX: f"uid-of-{SANDBOX}"}
     assert status["restore"]["restoreName"] == RESTORE_NAME
     assert "parity" not in status  # read once the restore completed
     restore = fx.rest.writes()[3][2] or {}

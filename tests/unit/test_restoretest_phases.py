@@ -13,11 +13,21 @@ from lazarus.checks.runner import HealthCheckReport
 from lazarus.controllers.base import MAX_PROGRAMMING_RETRIES
 from lazarus.controllers.restoretest import controller as controller_module
 from lazarus.cost import Cost, CostLimit, Prices, Resources
-from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, RESTORES
+from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, NAMESPACES, RESTORES
 from lazarus.kube.client import ApiError
 from lazarus.sandbox import sandbox_name
 from lazarus.velero.backup_contents import backup_contents_from_map
-from tests.unit.restoretest_fixture import NOW, RESTORE_NAME, UID, Fixture, backup, restore_test, stamp, velero_restore
+from tests.unit.restoretest_fixture import (
+    NOW,
+    RESTORE_NAME,
+    UID,
+    Fixture,
+    backup,
+    restore_test,
+    sandbox,
+    stamp,
+    velero_restore,
+)
 
 SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")
 STARTED = {"startTime": stamp(NOW - timedelta(minutes=5)), "namespaceMapping": {"shop": SANDBOX},
@@ -309,3 +319,21 @@ def test_only_workloads_a_test_restored_are_cached() -> None:
     fx = Fixture()
     selectors = {informer.query.label_selector for informer in fx.reconciler.cache.workloads.values()}
     assert selectors == {"lazarus.io/sandbox=true"}
+
+
+@pytest.mark.parametrize(("uid", "adopted"), [("uid-recorded", True), ("uid-someone-else-s", False)])
+def test_once_recorded_only_the_sandboxes_of_the_recorded_uids_are_adopted(uid: str, adopted: bool) -> None:
+    """A namespace recreated under the sandbox's name carries the test's labels (anyone can set a
+    label): only its UID tells it from the one the test created."""
+    test = running("Restoring", sandboxUIDs={SANDBOX: "uid-recorded"})
+    fx = fixture_with(test)
+    labelled = sandbox(test, SANDBOX, uid=uid)
+    fx.add(NAMESPACES, labelled)
+    fx.rest.objects[f"/api/v1/namespaces/{SANDBOX}"] = labelled
+    fx.sync()  # the Restore is missing: sandboxes and Restore are made again
+    restores = [p for m, p, _b in fx.rest.writes("POST") if p.endswith("/restores")]
+    assert bool(restores) is adopted
+    if not adopted:
+        status = fx.last_status()
+        assert status["reason"] == FailureReason.UNSAFE_RESTORE
+        assert status["message"].startswith(f"namespace {SANDBOX} already exists and is not this test's sandbox")

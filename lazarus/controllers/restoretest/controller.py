@@ -187,16 +187,16 @@ class RestoreTestReconciler:
         # Sandboxes and the Restore are created in this same sync (one status write and one watch
         # round trip less than a separate step); a crash before the status write recomputes the
         # same names next time and finds them created.
-        clash = self.creator.sandboxes_and_restore(view, planned.mapping)
-        if clash is not None:
-            self.writer.apply(view, clash)
+        made = self.creator.sandboxes_and_restore(view, planned.mapping)
+        if isinstance(made, Fail):
+            self.writer.apply(view, made)
             return False
         self._restores_created[view.key] = self._clock_now()
         mapping = ", ".join(f"{s} → {t}" for s, t in planned.mapping.items())
         self.writer.apply(view, Advance(
             Phase.RESTORING, "RestoreCreated",
             f"created Velero restore {velero}/{view.restore_name} of backup {view.spec.backup_name}: {mapping}",
-            extra={"startTime": format_time(self._now()), **planned.status},
+            extra={"startTime": format_time(self._now()), "sandboxUIDs": made, **planned.status},
         ))  # fmt: skip
         return True
 
@@ -210,10 +210,11 @@ class RestoreTestReconciler:
         just_created = created is not None and self._clock_now() - created < CREATED_EXPECTATION
         step = restoring.progress(view, restore, self._now(), just_created=just_created)
         if isinstance(step, restoring.Recreate):
-            clash = self.creator.sandboxes_and_restore(view, view.mapping)
-            if clash is None:
+            made = self.creator.sandboxes_and_restore(view, view.mapping)
+            if isinstance(made, Fail):
+                self.writer.apply(view, made)
+            else:
                 self._restores_created[view.key] = self._clock_now()
-            self.writer.apply(view, clash)
             return
         if not isinstance(step, restoring.Ended):
             self.writer.apply(view, step)

@@ -3,7 +3,11 @@
 Every name comes from the test's UID, so a retry (or a new leader) finds what an earlier attempt
 created: a 409 on a sandbox object counts as created. A namespace that already exists is adopted
 only if it carries this test's UID label and is not being deleted; anything else is a clash and
-fails the test: Lazarus never restores into a namespace it did not create.
+fails the test: Lazarus never restores into a namespace it did not create. Once the test has
+recorded its sandboxes' UIDs (``status.sandboxUIDs``, written with the move to Restoring), only
+those namespaces are adopted: a label is no proof of who made a namespace. (Before that record,
+in the window between creating a sandbox and the status write, the label is all there is; a
+crash there resumes on it.)
 """
 
 from __future__ import annotations
@@ -33,23 +37,27 @@ class Creator:
         self._operator_namespace = operator_namespace
         self._cached_namespace = cached_namespace
 
-    def sandboxes_and_restore(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
-        """Create everything of the test's start; a ``Fail`` if it must not go on."""
-        return self.sandboxes(view, mapping) or self.restore(view, mapping)
+    def sandboxes_and_restore(self, view: TestView, mapping: dict[str, str]) -> Fail | dict[str, str]:
+        """Create everything of the test's start; the sandboxes' UIDs, or a ``Fail`` if it must not go on."""
+        uids = self.sandboxes(view, mapping)
+        return uids if isinstance(uids, Fail) else self.restore(view, mapping) or uids
 
-    def sandboxes(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
-        """Create the sandbox namespaces and their NetworkPolicies and quotas."""
+    def sandboxes(self, view: TestView, mapping: dict[str, str]) -> Fail | dict[str, str]:
+        """Create the sandbox namespaces and their NetworkPolicies and quotas; their UIDs by name."""
         test = dict(view.obj)
         labels = dict(view.spec.sandbox.labels or {})
+        recorded = set(view.section("sandboxUIDs").values())
+        uids: dict[str, str] = {}
         for source, sandbox in mapping.items():
-            clash = self._namespace(test, namespace_body(test, sandbox, source, labels))
-            if clash is not None:
-                return clash
+            made = self._namespace(test, namespace_body(test, sandbox, source, labels), recorded)
+            if isinstance(made, Fail):
+                return made
+            uids[sandbox] = made
             self._create(f"/apis/networking.k8s.io/v1/namespaces/{sandbox}/networkpolicies",
                          network_policy_body(test, sandbox, self._operator_namespace))  # fmt: skip
             for collection, body in sandbox_quota_objects(test, sandbox):
                 self._create(collection, body)
-        return None
+        return uids
 
     def restore(self, view: TestView, mapping: dict[str, str]) -> Fail | None:
         """Create the resource-modifier ConfigMap and the Velero Restore."""
@@ -61,25 +69,31 @@ class Creator:
         self._create(f"/apis/velero.io/v1/namespaces/{self._velero}/restores", body)
         return None
 
-    def _namespace(self, test: dict[str, Any], body: dict[str, Any]) -> Fail | None:
+    def _namespace(self, test: dict[str, Any], body: dict[str, Any], recorded: set[str]) -> Fail | str:
+        """The UID of the sandbox ``body`` (created now or adopted), or the clash."""
         name = body["metadata"]["name"]
+
+        def adoptable(namespace: dict[str, Any]) -> bool:
+            uid = namespace["metadata"].get("uid")
+            return owned_by(namespace, test) and (not recorded or uid in recorded)
+
         cached = self._cached_namespace(name)
-        if cached is not None and owned_by(cached, test):
-            return None
-        if self._create("/api/v1/namespaces", body):
-            return None
+        if cached is not None and adoptable(cached):
+            return str(cached["metadata"]["uid"])
+        created = self._create("/api/v1/namespaces", body)
+        if created is not None:
+            return str(created["metadata"].get("uid", ""))
         existing = self._rest.request("GET", f"/api/v1/namespaces/{name}")
-        if owned_by(existing, test) and not existing["metadata"].get("deletionTimestamp"):
-            return None
+        if adoptable(existing) and not existing["metadata"].get("deletionTimestamp"):
+            return str(existing["metadata"]["uid"])
         return Fail(FailureReason.UNSAFE_RESTORE, f"namespace {name} already exists and is not this test's "
                     "sandbox: Lazarus never restores into a namespace it did not create")  # fmt: skip
 
-    def _create(self, collection: str, body: dict[str, Any]) -> bool:
-        """POST ``body``; True if created, False if it already existed (idempotent retries)."""
+    def _create(self, collection: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """POST ``body``; the created object, or None if it already existed (idempotent retries)."""
         try:
-            self._rest.request("POST", collection, body=body)
+            return self._rest.request("POST", collection, body=body)
         except ApiError as exc:
             if not exc.conflict:
                 raise
-            return False
-        return True
+            return None
