@@ -24,7 +24,7 @@ from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, NAMESPACES, RESTOR
 from lazarus.informers.informer import _deliver
 from lazarus.kube.client import ApiError
 from lazarus.lifecycle.durations import format_time
-from lazarus.sandbox import SANDBOX_LABEL, TEST_UID_LABEL, owner_labels
+from lazarus.sandbox import SANDBOX_LABEL, TEST_UID_LABEL, owner_labels, sandbox_name
 from lazarus.settings import Settings
 from lazarus.velero.backup_contents import BackupContents, backup_contents_from_map
 from tests.fakeclock import FakeClock
@@ -33,6 +33,7 @@ NOW = datetime(2026, 1, 10, 4, 0, 0, tzinfo=UTC)
 UID = "0f3c2a1b-aaaa-bbbb-cccc-000000000001"
 TEST_KEY = "team-a/shop-check"
 RESTORE_NAME = f"lazarus-{UID[:18]}"
+SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")  # the test's one sandbox, of source namespace shop
 
 
 def stamp(moment: datetime) -> str:

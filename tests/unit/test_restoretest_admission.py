@@ -11,11 +11,18 @@ import pytest
 from lazarus.api.v1alpha1 import FailureReason, PendingReason, Phase
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, NAMESPACES
-from lazarus.sandbox import sandbox_name
 from lazarus.velero.backup_contents import backup_contents_from_map
-from tests.unit.restoretest_fixture import NOW, RESTORE_NAME, UID, Fixture, backup, restore_test, sandbox, stamp
+from tests.unit.restoretest_fixture import (
+    NOW,
+    RESTORE_NAME,
+    SANDBOX,
+    Fixture,
+    backup,
+    restore_test,
+    sandbox,
+    stamp,
+)
 
-SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")
 NAMESPACES_PATH = "/api/v1/namespaces"
 STATUS_PATH = "/apis/lazarus.io/v1alpha1/namespaces/team-a/lazarusrestoretests/shop-check/status"
 

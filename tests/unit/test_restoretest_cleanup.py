@@ -11,7 +11,7 @@ from lazarus.sandbox import sandbox_name
 from tests.unit.restoretest_fixture import (
     NOW,
     RESTORE_NAME,
-    UID,
+    SANDBOX,
     Fixture,
     backup,
     restore_test,
@@ -20,7 +20,6 @@ from tests.unit.restoretest_fixture import (
     velero_restore,
 )
 
-SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")
 DELETE_BODY = {"propagationPolicy": "Background"}
 
 

@@ -15,12 +15,11 @@ from lazarus.controllers.restoretest import controller as controller_module
 from lazarus.cost import Cost, CostLimit, Prices, Resources
 from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, NAMESPACES, RESTORES
 from lazarus.kube.client import ApiError
-from lazarus.sandbox import sandbox_name
 from lazarus.velero.backup_contents import backup_contents_from_map
 from tests.unit.restoretest_fixture import (
     NOW,
     RESTORE_NAME,
-    UID,
+    SANDBOX,
     Fixture,
     backup,
     restore_test,
@@ -29,7 +28,6 @@ from tests.unit.restoretest_fixture import (
     velero_restore,
 )
 
-SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")
 STARTED = {"startTime": stamp(NOW - timedelta(minutes=5)), "namespaceMapping": {"shop": SANDBOX},
            "sandboxNamespaces": [SANDBOX], "restore": {"restoreName": RESTORE_NAME}}  # fmt: skip
 PARITY = {"expected": {"apps/Deployment": 1}, "enforced": True}
