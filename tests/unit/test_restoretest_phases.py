@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -12,10 +13,12 @@ from lazarus.baseline import BaselineCheck
 from lazarus.checks.runner import HealthCheckReport
 from lazarus.controllers.base import MAX_PROGRAMMING_RETRIES
 from lazarus.controllers.restoretest import controller as controller_module
+from lazarus.controllers.restoretest.checkruns import DaemonPool
 from lazarus.cost import Cost, CostLimit, Prices, Resources
 from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, NAMESPACES, RESTORES
 from lazarus.kube.client import ApiError
 from lazarus.velero.backup_contents import backup_contents_from_map
+from tests.fakeclock import PARK_TIMEOUT
 from tests.unit.restoretest_fixture import (
     NOW,
     RESTORE_NAME,
@@ -335,3 +338,21 @@ def test_once_recorded_only_the_sandboxes_of_the_recorded_uids_are_adopted(uid: 
         status = fx.last_status()
         assert status["reason"] == FailureReason.UNSAFE_RESTORE
         assert status["message"].startswith(f"namespace {SANDBOX} already exists and is not this test's sandbox")
+
+
+def test_the_check_pool_runs_on_daemon_threads_and_hands_over_results_and_errors() -> None:
+    pool = DaemonPool(1, "checks")
+    started, release = threading.Event(), threading.Event()
+
+    def long_check() -> str:
+        started.set()
+        release.wait()
+        return "report"
+
+    running = pool.submit(long_check)
+    assert started.wait(PARK_TIMEOUT)
+    assert [t.daemon for t in threading.enumerate() if t.name == "checks"] == [True]  # no join at exit
+    failing = pool.submit(lambda: {}["startTime"])  # waits for the one slot
+    release.set()
+    assert running.result(PARK_TIMEOUT) == "report"
+    assert isinstance(failing.exception(PARK_TIMEOUT), KeyError)

@@ -9,6 +9,10 @@ than running the checks again. Runs are keyed by test key and UID (a test delete
 under its name starts afresh); ``forget`` is called once the verdict is written and when the test
 is deleted (a result still to come is then discarded). A run lost with the process is simply started again by
 the next leader: checks only read, and a custom check's Job is adopted by name.
+
+The pool's threads are daemon threads (``DaemonPool``): a ``concurrent.futures.ThreadPoolExecutor``
+is joined at interpreter exit, so a check still running would hold up the exit after SIGTERM's
+drain for as long as the check lasts, past the Deployment's grace period.
 """
 
 from __future__ import annotations
@@ -16,8 +20,33 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from typing import Any
 
 from lazarus.checks.runner import HealthCheckReport
+
+
+class DaemonPool(Executor):
+    """Runs each submitted call on a daemon thread of its own, at most ``max_workers`` at once."""
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self._name = name
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Start ``fn(*args, **kwargs)`` (it waits for a free slot); its Future."""
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            with self._slots:
+                if not future.set_running_or_notify_cancel():
+                    return
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the result
+                    future.set_exception(exc)
+
+        threading.Thread(target=run, name=self._name, daemon=True).start()
+        return future
 
 
 class CheckRuns:

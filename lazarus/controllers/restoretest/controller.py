@@ -11,7 +11,7 @@ is read through the injected ``now`` (wall clock) and the queue's clock, so unit
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from lazarus.clock import Clock, RealClock
 from lazarus.controllers.base import Controller
 from lazarus.controllers.context import Context
 from lazarus.controllers.restoretest import admission, checking, reporting, restoring, verifying
-from lazarus.controllers.restoretest.checkruns import CheckRuns
+from lazarus.controllers.restoretest.checkruns import CheckRuns, DaemonPool
 from lazarus.controllers.restoretest.creating import Creator
 from lazarus.controllers.restoretest.decisions import Advance, Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER, Deleter
@@ -76,7 +76,7 @@ class RestoreTestReconciler:
         self.slots = Slots(settings.max_concurrent_tests)
         self._clock_now = self._clock.now
         self._restores_created: dict[str, float] = {}  # test key → when this process created its Restore
-        pool = check_executor or ThreadPoolExecutor(settings.workers, thread_name_prefix="restoretest-checks")
+        pool = check_executor or DaemonPool(settings.workers, "restoretest-checks")
         self.check_runs = CheckRuns(pool, self.controller.queue.add)
         self.creator = Creator(context.rest, settings.velero_namespace, settings.namespace,
                                self.cache.sandboxes.store.get_by_key)  # fmt: skip
