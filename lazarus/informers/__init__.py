@@ -2,8 +2,8 @@
 
 Mirrors client-go's ``tools/cache``. The pieces, each in its own module:
 
-- ``resource``: ``Resource`` (group, version, plural, scope, kind) and ``Query`` (a resource in
-  one namespace or all, with selectors), plus the resources Lazarus watches.
+- ``resource``: ``Query`` (a resource in one namespace or all, with selectors); ``Resource`` and
+  the catalogue of resources Lazarus watches live below, in ``lazarus.kube.resources`` (re-exported).
 - ``transport``: ``ListerWatcher``, the LIST-page / WATCH-stream contract, and ``RestTransport``,
   which implements it on one ``kubernetes.client.ApiClient`` with plain-dict JSON.
 - ``backoff``: exponential backoff with jitter for retrying failed lists and watches.
