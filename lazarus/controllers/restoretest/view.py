@@ -80,8 +80,7 @@ class TestView:
 
     def elapsed(self, field: str, now: datetime) -> float:
         """Seconds from the status timestamp ``field`` to ``now``; 0 when it is not set."""
-        stamp = self.status.get(field)
-        return (now - parse_time(stamp)).total_seconds() if stamp else 0.0
+        return elapsed_since(self.status.get(field), now)
 
 
 def elapsed_since(stamp: str | None, now: datetime) -> float:
