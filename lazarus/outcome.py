@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from lazarus.api.v1alpha1 import Phase
 from lazarus.lifecycle.durations import parse_time
 from lazarus.sources import source_of
 
-SUCCEEDED, FAILED = "Succeeded", "Failed"
+SUCCEEDED, FAILED = Phase.SUCCEEDED, Phase.FAILED
 # Check outcomes that make a test fail (see lazarus.checks.results).
 NOT_PASSED = ("Failed", "Error")
 

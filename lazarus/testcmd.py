@@ -18,12 +18,13 @@ from typing import Any, TextIO
 
 import yaml
 
+from lazarus.api.v1alpha1 import TERMINAL_PHASES, Phase
 from lazarus.automation.template import CREATED_BY_CLI, CREATED_BY_LABEL
 from lazarus.informers import LAZARUS_RESTORE_TESTS, SharedInformerFactory
 from lazarus.kube.client import ApiError, Rest, new_api_client
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 2, 3
-TERMINAL = ("Succeeded", "Failed")
+TERMINAL = TERMINAL_PHASES
 # Seconds to wait after the result for the operator's report of it (status.notifications marks
 # it; status.cost and the baseline are written with it): one sync, normally well under a second.
 REPORT_GRACE = 15.0
@@ -148,4 +149,4 @@ def run_test(
         api.close()
     for line in describe_result(last["test"]):
         print(line, file=out)
-    return EXIT_SUCCEEDED if last["test"]["status"]["phase"] == "Succeeded" else EXIT_FAILED
+    return EXIT_SUCCEEDED if last["test"]["status"]["phase"] == Phase.SUCCEEDED else EXIT_FAILED

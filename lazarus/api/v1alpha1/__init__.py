@@ -27,6 +27,7 @@ from lazarus.api.v1alpha1.status import (
     FailureReason,
     PendingReason,
     Phase,
+    TransitionReason,
 )
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "RestoreSettings",
     "RestoreTestSpec",
     "SandboxSettings",
+    "TransitionReason",
     "WorkloadSettings",
 ]

@@ -51,6 +51,16 @@ class PendingReason(StrEnum):
     WAITING_FOR_SLOT = "WaitingForSlot"
 
 
+class TransitionReason(StrEnum):
+    """``status.reason`` (and the Event's) of a step forward."""
+
+    RESTORE_CREATED = "RestoreCreated"
+    RESTORE_COMPLETED = "RestoreCompleted"
+    WORKLOADS_READY = "WorkloadsReady"
+    SUCCEEDED = "Succeeded"
+    CLEANUP_COMPLETED = "CleanupCompleted"
+
+
 class ConditionType(StrEnum):
     """``status.conditions[].type`` of a restore test."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase
+from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase, TransitionReason
 from lazarus.baseline import BaselineCheck
 from lazarus.checks.runner import HealthCheckReport
 from lazarus.controllers.restoretest.decisions import Advance, Fail
@@ -61,7 +61,7 @@ def verdict(
         return Fail(failure[0], failure[1], {**extra, "result": {**result, "success": False, "message": failure[1]}})
     return Advance(
         Phase.SUCCEEDED,
-        "Succeeded",
+        TransitionReason.SUCCEEDED,
         f"backup {view.spec.backup_name} restored and verified in {measures.rto:.1f}s; {report.summary}",
         condition=ConditionType.HEALTH_CHECKS_COMPLETED,
         extra={**extra, "result": result},

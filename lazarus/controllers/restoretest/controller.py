@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import ACTIVE_PHASES, Phase
+from lazarus.api.v1alpha1 import ACTIVE_PHASES, Phase, TransitionReason
 from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline
 from lazarus.checks import run_health_checks
 from lazarus.clock import Clock, RealClock
@@ -194,7 +194,7 @@ class RestoreTestReconciler:
         self._restores_created[view.key] = self._clock_now()
         mapping = ", ".join(f"{s} → {t}" for s, t in planned.mapping.items())
         self.writer.apply(view, Advance(
-            Phase.RESTORING, "RestoreCreated",
+            Phase.RESTORING, TransitionReason.RESTORE_CREATED,
             f"created Velero restore {velero}/{view.restore_name} of backup {view.spec.backup_name}: {mapping}",
             extra={"startTime": format_time(self._now()), "sandboxUIDs": made, **planned.status},
         ))  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import ConditionType
+from lazarus.api.v1alpha1 import ConditionType, TransitionReason
 from lazarus.controllers.restoretest import cleanup, retention
 from lazarus.controllers.restoretest.deleting import Deleter
 from lazarus.controllers.restoretest.informers import Informers
@@ -52,8 +52,9 @@ class Finisher:
             self._queue.add_after(view.key, due_in)
             return
         if self._deleter.test_objects(view, self._cache.owned(view.key)):
-            self._status.set_condition(dict(view.obj), ConditionType.CLEANUP_COMPLETED, TRUE, "CleanupCompleted",
-                                      "sandbox namespaces and the Velero restore removed")  # fmt: skip
+            self._status.set_condition(dict(view.obj), ConditionType.CLEANUP_COMPLETED, TRUE,
+                                       TransitionReason.CLEANUP_COMPLETED,
+                                       "sandbox namespaces and the Velero restore removed")  # fmt: skip
 
     def retain(self, view: TestView) -> None:
         """Delete the tests of the finished test's retention group beyond its limits (``retention``);

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase
+from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase, TransitionReason
 from lazarus.controllers.restoretest.decisions import Advance, Fail, RequeueAfter
 from lazarus.controllers.restoretest.view import RESTORE_COMPLETED, RESTORE_PARTIAL, RESTORE_TERMINAL, TestView
 from lazarus.lifecycle import parity
@@ -75,7 +75,7 @@ def verdict(view: TestView, details: Mapping[str, Any], checked: Mapping[str, An
     recovered, total = int(progress_.get("itemsRestored") or 0), int(progress_.get("totalItems") or 0)
     return Advance(
         Phase.VERIFYING,
-        "RestoreCompleted",
+        TransitionReason.RESTORE_COMPLETED,
         f"Velero restore {view.restore_name} completed: {recovered}/{total} items",
         condition=ConditionType.RESTORE_COMPLETED,
         extra={

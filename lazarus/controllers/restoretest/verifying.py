@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase
+from lazarus.api.v1alpha1 import ConditionType, FailureReason, Phase, TransitionReason
 from lazarus.controllers.restoretest.decisions import Advance, Fail, RequeueAfter
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.lifecycle import workloads
@@ -31,7 +31,7 @@ def verify(view: TestView, seen: Sequence[Mapping[str, Any]], now: datetime) -> 
     if len(seen) >= expected and not not_ready:
         return Advance(
             Phase.CHECKING,
-            "WorkloadsReady",
+            TransitionReason.WORKLOADS_READY,
             f"{len(seen)} restored workloads are ready",
             condition=ConditionType.WORKLOADS_READY,
             extra={"workloads": {"expected": expected, "ready": len(seen), "notReady": [],
