@@ -3,6 +3,7 @@ exact API writes asserted (see ``restoretest_fixture``)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +13,7 @@ from lazarus.api.v1alpha1 import FailureReason, PendingReason, Phase
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, NAMESPACES
 from lazarus.velero.backup_contents import backup_contents_from_map
+from tests.fakeclock import PARK_TIMEOUT
 from tests.unit.restoretest_fixture import (
     NOW,
     RESTORE_NAME,
@@ -265,8 +267,11 @@ def test_the_backup_contents_are_read_outside_any_lock() -> None:
     contents = fx.reader.contents
 
     def download_while_b_is_admitted(view: Any) -> Any:
-        if view.key == "team-a/a":
-            fx.sync("team-a/b")  # would deadlock on a lock held across the download
+        if view.key == "team-a/a":  # b is admitted by another worker while a's download runs
+            other = threading.Thread(target=fx.sync, args=("team-a/b",))
+            other.start()
+            other.join(PARK_TIMEOUT)  # a guard against a hang, not a timing bound
+            assert not other.is_alive(), "b's admission waited for a's download"
         return contents
 
     fx.reader.backup_contents = download_while_b_is_admitted  # type: ignore[method-assign]
