@@ -17,9 +17,10 @@ from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import ACTIVE_PHASES, Phase, TransitionReason
+from lazarus.api.v1alpha1 import ACTIVE_PHASES, FailureReason, Phase, TransitionReason
 from lazarus.baseline import BASELINE_DRIFT, BaselineStore, compare_with_baseline
 from lazarus.checks import run_health_checks
+from lazarus.checks.runner import HealthCheckReport
 from lazarus.clock import Clock, RealClock
 from lazarus.controllers.base import Controller
 from lazarus.controllers.context import Context
@@ -143,16 +144,16 @@ class RestoreTestReconciler:
     def _run_active(self, view: TestView) -> None:
         left = self.settings.test_timeout - view.elapsed("startTime", self._now())
         if left <= 0:
-            self.writer.apply(view, Fail(checking.FailureReason.TIMEOUT,
-                                   f"the test did not finish within {self.settings.test_timeout:.0f}s"))  # fmt: skip
+            late = f"the test did not finish within {self.settings.test_timeout:.0f}s"
+            self.writer.apply(view, Fail(FailureReason.TIMEOUT, late))
             return
         self.controller.queue.add_after(view.key, left)  # nothing else may bring the key back in time
         if view.spec.cost.max_cost is not None:
             limit = self.cost_guard.exceeded(dict(view.obj), planned_requests(self.cache.restored_workloads(view)),
                                             now=self._now())
             if limit is not None:
-                self.writer.apply(view, Fail(checking.FailureReason.COST_LIMIT_EXCEEDED, limit.message,
-                                       {"cost": limit.cost.to_status()}))  # fmt: skip
+                self.writer.apply(view, Fail(FailureReason.COST_LIMIT_EXCEEDED, limit.message,
+                                             {"cost": limit.cost.to_status()}))  # fmt: skip
                 return
             self.controller.queue.add_after(view.key, GUARD_INTERVAL)  # the guard looks again
         {Phase.RESTORING: self._restore, Phase.VERIFYING: self._verify, Phase.CHECKING: self._check}[view.phase](view)
@@ -261,7 +262,7 @@ class RestoreTestReconciler:
         backup_time = parse_time(backup_start) if backup_start else None
         test = dict(view.obj)
 
-        def run() -> checking.HealthCheckReport:
+        def run() -> HealthCheckReport:
             return run_health_checks(self.rest, test, view.mapping, backup_time=backup_time)
 
         report = self.check_runs.result(view.key, view.uid, run)
