@@ -28,14 +28,16 @@ import yaml
 
 from lazarus.api.v1alpha1 import (
     WORKLOAD_KINDS,
+    BackupTestPolicySpec,
     CleanupSettings,
+    ConcurrencyPolicy,
     Phase,
     RestoreSettings,
     RestoreTestSpec,
     SandboxSettings,
     WorkloadSettings,
 )
-from lazarus.api.v1alpha1.restoretest import json_defaults
+from lazarus.api.v1alpha1.fields import json_defaults
 
 Schema = dict[str, Any]
 
@@ -79,6 +81,7 @@ RESTORE_DEFAULTS = json_defaults(RestoreSettings)
 SANDBOX_DEFAULTS = json_defaults(SandboxSettings)
 WORKLOAD_DEFAULTS = json_defaults(WorkloadSettings)
 CLEANUP_DEFAULTS = json_defaults(CleanupSettings)
+POLICY_DEFAULTS = json_defaults(BackupTestPolicySpec)
 
 
 # --------------------------------------------------------------------------- primitive nodes
@@ -1460,12 +1463,13 @@ def policy_spec() -> Schema:
                 "IANA time zone of the schedule, e.g. Europe/Berlin (default: UTC).",
                 max_length=64,
             ),
-            "suspend": boolean("Do not start new runs (running tests continue).", default=False),
+            "suspend": boolean("Do not start new runs (running tests continue).",
+                               default=POLICY_DEFAULTS["suspend"]),
             "concurrencyPolicy": string(
                 "What to do when a run is due while the previous test still runs: Allow starts "
                 "another, Forbid skips this run, Replace deletes the running test first.",
-                enum=["Allow", "Forbid", "Replace"],
-                default="Forbid",
+                enum=[c.value for c in ConcurrencyPolicy],
+                default=str(POLICY_DEFAULTS["concurrencyPolicy"]),
             ),
             "startingDeadlineSeconds": integer(
                 "A run missed by more than this many seconds is skipped. After downtime only the "
@@ -1480,19 +1484,21 @@ def policy_spec() -> Schema:
                 "backups that include cluster-scoped resources. Off by default: such backups are "
                 "skipped (with an Event), by cron runs and by Schedule/Backup-triggered tests "
                 "that use this policy.",
-                default=False,
+                default=POLICY_DEFAULTS["allowClusterWideBackups"],
             ),
             "testFailedBackups": boolean(
                 "For Schedule/Backup-triggered tests: also create a test for a backup that ended "
                 "Failed (it fails at once with BackupNotCompleted, so the failure shows in the "
                 "test history like any failed test). PartiallyFailed backups are tested when "
                 "template.spec.allowPartiallyFailed is set.",
-                default=False,
+                default=POLICY_DEFAULTS["testFailedBackups"],
             ),
             "successfulTestsHistoryLimit": integer(
-                "Succeeded tests to keep.", default=3, minimum=0
+                "Succeeded tests to keep.", default=POLICY_DEFAULTS["successfulTestsHistoryLimit"], minimum=0
             ),
-            "failedTestsHistoryLimit": integer("Failed tests to keep.", default=1, minimum=0),
+            "failedTestsHistoryLimit": integer(
+                "Failed tests to keep.", default=POLICY_DEFAULTS["failedTestsHistoryLimit"], minimum=0
+            ),
             "template": template,
         },
         required=["template"],

@@ -33,7 +33,7 @@ from typing import Any
 
 import structlog
 
-from lazarus.api.v1alpha1 import DEFAULT_BACKUP_NAMESPACE, TERMINAL_PHASES, Phase
+from lazarus.api.v1alpha1 import TERMINAL_PHASES, BackupTestPolicySpec, ConcurrencyPolicy, Phase
 from lazarus.automation.backups import (
     COMPLETED,
     PARTIALLY_FAILED,
@@ -76,8 +76,6 @@ log = structlog.get_logger(__name__)
 
 TESTS_BY_POLICY = "policy-owner"
 READY = "Ready"
-ALLOW, FORBID, REPLACE = "Allow", "Forbid", "Replace"
-DEFAULT_SUCCESSFUL_HISTORY, DEFAULT_FAILED_HISTORY = 3, 1
 # Seconds added to the wait for the next run: the key must not come back a hair before the run
 # is due (it would only schedule itself again, but that costs a sync).
 NEXT_RUN_SLACK = 0.5
@@ -165,7 +163,7 @@ class PolicyReconciler:
         policy = self.policies.store.get_by_key(key)
         if policy is None or policy["metadata"].get("deletionTimestamp"):
             return
-        uid, spec = policy["metadata"]["uid"], policy.get("spec") or {}
+        uid, spec = policy["metadata"]["uid"], BackupTestPolicySpec.of(policy)
         owned = [
             t for t in self.tests.store.by_index(TESTS_BY_POLICY, uid) if not t["metadata"].get("deletionTimestamp")
         ]
@@ -179,7 +177,7 @@ class PolicyReconciler:
         if schedule is None:
             self._write_status(policy, owned, (TRUE, NO_SCHEDULE, "no schedule: the policy only supplies a template"))
             return
-        if spec.get("suspend"):
+        if spec.suspend:
             self._write_status(policy, owned, (TRUE, SUSPENDED, "suspended: no new runs start"))
             return
         now = self._now()
@@ -206,15 +204,15 @@ class PolicyReconciler:
         self.controller.queue.add_after(key, (due.next_run - now).total_seconds() + NEXT_RUN_SLACK)
 
     def _validate(self, policy: dict[str, Any]) -> tuple[CronSchedule | None, RestoreTestTemplate]:
-        spec = policy.get("spec") or {}
-        if spec.get("backupNamespace", DEFAULT_BACKUP_NAMESPACE) != self.settings.velero_namespace:
+        spec = BackupTestPolicySpec.of(policy)
+        if spec.backup_namespace != self.settings.velero_namespace:
             raise _InvalidPolicy(
                 INVALID_SPEC,
-                f"backupNamespace {spec.get('backupNamespace')!r}: backups are read from the Velero namespace "
+                f"backupNamespace {spec.backup_namespace!r}: backups are read from the Velero namespace "
                 f"{self.settings.velero_namespace!r}",
             )
         try:
-            schedule = CronSchedule.parse(spec["schedule"], spec.get("timeZone")) if spec.get("schedule") else None
+            schedule = CronSchedule.parse(spec.schedule, spec.time_zone) if spec.schedule else None
         except InvalidSchedule as exc:
             raise _InvalidPolicy(INVALID_SCHEDULE, f"{exc}; no test is created") from None
         try:
@@ -232,25 +230,25 @@ class PolicyReconciler:
         owned: Sequence[dict[str, Any]],
         now: datetime,
     ) -> _RunOutcome:
-        spec, name = policy["spec"], policy_run_name(policy["metadata"]["name"], run)
+        spec, name = BackupTestPolicySpec.of(policy), policy_run_name(policy["metadata"]["name"], run)
         if any(t["metadata"]["name"] == name for t in owned):
             return _RunOutcome(started=name)  # started before (a restart, another leader)
         run_text = format_time(run)
-        deadline = spec.get("startingDeadlineSeconds")
+        deadline = spec.starting_deadline_seconds
         if too_late(run, now, deadline):
             message = f"run of {run_text} missed by more than startingDeadlineSeconds ({deadline}s): skipped"
             self._skip(policy, MISSED_SCHEDULE, message)
             return _RunOutcome()
         active = [t for t in owned if _test_phase(t) not in TERMINAL_PHASES]
-        concurrency = spec.get("concurrencyPolicy") or FORBID
-        if active and concurrency == FORBID:
+        concurrency = spec.concurrency_policy
+        if active and concurrency == ConcurrencyPolicy.FORBID:
             names = ", ".join(sorted(t["metadata"]["name"] for t in active))
             self._skip(policy, CONCURRENCY_FORBIDDEN, f"run of {run_text} skipped: {names} still running (Forbid)")
             return _RunOutcome()
         backup = self._select(policy, template, run)
         if backup is None:
             return _RunOutcome()
-        replaced = active if concurrency == REPLACE else []
+        replaced = active if concurrency == ConcurrencyPolicy.REPLACE else []
         for test in replaced:
             delete_test(self.rest, test)
             message = f"deleted running test {test['metadata']['name']} for the run of {run_text} (Replace)"
@@ -299,11 +297,8 @@ class PolicyReconciler:
 
     def _prune(self, policy: dict[str, Any], owned: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Delete finished tests beyond the history limits; return the tests that remain."""
-        spec = policy.get("spec") or {}
-        limits = {
-            Phase.SUCCEEDED: spec.get("successfulTestsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
-            "Failed": spec.get("failedTestsHistoryLimit", DEFAULT_FAILED_HISTORY),
-        }
+        spec = BackupTestPolicySpec.of(policy)
+        limits = {Phase.SUCCEEDED: spec.successful_tests_history_limit, Phase.FAILED: spec.failed_tests_history_limit}
         pruned: set[str] = set()
         for test in beyond_limits(owned, limits):
             delete_test(self.rest, test)

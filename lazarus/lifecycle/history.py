@@ -33,7 +33,7 @@ def finished_at(test: Obj) -> str:
     return str((test.get("status") or {}).get("completionTime") or test["metadata"].get("creationTimestamp") or "")
 
 
-def beyond_limits(tests: Iterable[Obj], limits: Mapping[str, int]) -> list[Obj]:
+def beyond_limits(tests: Iterable[Obj], limits: Mapping[Phase, int]) -> list[Obj]:
     """The finished ``tests`` beyond ``limits`` (phase → how many to keep), oldest dropped first."""
     listed = list(tests)
     beyond: list[Obj] = []

@@ -22,7 +22,9 @@ import pytest
 import yaml
 
 from lazarus.api.v1alpha1 import (
+    BackupTestPolicySpec,
     CleanupSettings,
+    ConcurrencyPolicy,
     CostSettings,
     Objectives,
     Phase,
@@ -31,7 +33,7 @@ from lazarus.api.v1alpha1 import (
     SandboxSettings,
     WorkloadSettings,
 )
-from lazarus.api.v1alpha1.restoretest import json_defaults
+from lazarus.api.v1alpha1.fields import json_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
@@ -405,18 +407,21 @@ def test_conditions_are_standard() -> None:
         ("spec.cleanup", CleanupSettings),
         ("spec.objectives", Objectives),
         ("spec.cost", CostSettings),
+        ("BackupTestPolicy:spec", BackupTestPolicySpec),
     ],
 )
 def test_crd_defaults_are_the_typed_model_s(path: str, model: type) -> None:
-    properties = node_at("LazarusRestoreTest", path)["properties"]
+    kind, _, path = path.rpartition(":")
+    properties = node_at(kind or "LazarusRestoreTest", path)["properties"]
     modelled = {f.metadata["json"] for f in dataclasses.fields(model) if f.metadata["section"] is None}
     in_crd = {key: node["default"] for key, node in properties.items() if key in modelled and "default" in node}
     assert in_crd == json_defaults(model)
     assert modelled <= set(properties)  # the model reads no field the CRD lacks
 
 
-def test_crd_phases_are_the_model_s() -> None:
+def test_crd_enums_are_the_model_s() -> None:
     assert node_at("LazarusRestoreTest", "status.phase")["enum"] == [p.value for p in Phase]
+    assert node_at("BackupTestPolicy", "spec.concurrencyPolicy")["enum"] == [c.value for c in ConcurrencyPolicy]
 
 
 def test_safety_defaults() -> None:

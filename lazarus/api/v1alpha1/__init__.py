@@ -1,10 +1,12 @@
-"""``lazarus.io/v1alpha1``: the typed model of ``LazarusRestoreTest`` (spec, phases, reasons).
+"""``lazarus.io/v1alpha1``: the typed model of ``LazarusRestoreTest`` (spec, phases, reasons) and
+of the ``BackupTestPolicy`` spec.
 
 The defaults and enumerations written here are the only ones: ``crds/generate.py`` puts them into
 the CRD's schema, and the controllers read a spec through ``RestoreTestSpec.of``, which applies
 them once (a unit test holds the generated CRD to this model).
 """
 
+from lazarus.api.v1alpha1.policy import BackupTestPolicySpec, ConcurrencyPolicy
 from lazarus.api.v1alpha1.restoretest import (
     DEFAULT_BACKUP_NAMESPACE,
     DEFAULT_NAMESPACE_PREFIX,
@@ -32,6 +34,7 @@ from lazarus.api.v1alpha1.status import (
 
 __all__ = [
     "ACTIVE_PHASES",
+    "BackupTestPolicySpec",
     "DEFAULT_BACKUP_NAMESPACE",
     "DEFAULT_NAMESPACE_PREFIX",
     "DEFAULT_READY_TIMEOUT",
@@ -40,6 +43,7 @@ __all__ = [
     "TERMINAL_PHASES",
     "WORKLOAD_KINDS",
     "CleanupSettings",
+    "ConcurrencyPolicy",
     "ConditionType",
     "CostSettings",
     "FailureReason",

@@ -1,17 +1,20 @@
 """The spec of a ``LazarusRestoreTest`` as frozen dataclasses, its defaults applied once.
 
-Each field names its JSON key (``json``); a section (an object in the spec) names its dataclass
-(``section``). ``RestoreTestSpec.of(test)`` reads a test's spec with every default of this module
-filled in, so no reader repeats a default or guards a missing section; ``json_defaults`` gives
-``crds/generate.py`` the same defaults for the CRD's schema. Sections other controllers' modules
-read raw (health checks, notifications, baseline, metrics, the quota) are not modelled here.
+Each field names its JSON key (``fields``). ``RestoreTestSpec.of(test)`` reads a test's spec with
+every default of this module filled in, so no reader repeats a default or guards a missing
+section; ``fields.json_defaults`` gives ``crds/generate.py`` the same defaults for the CRD.
+Sections other modules read raw (health checks, notifications, baseline, metrics, the quota) are
+not modelled here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
+
+from lazarus.api.v1alpha1.fields import json_key as _key
+from lazarus.api.v1alpha1.fields import parse
 
 # Velero's own default namespace: where its Backups are unless the operator is told otherwise.
 DEFAULT_BACKUP_NAMESPACE = "velero"
@@ -24,46 +27,6 @@ DEFAULT_READY_TIMEOUT = "10m"
 WORKLOAD_KINDS = ("Deployments", "StatefulSets", "DaemonSets", "Jobs")
 # Jobs are not waited for by default: many backed-up Jobs are one-off runs not meant to run again.
 DEFAULT_WAIT_FOR = ("Deployments", "StatefulSets", "DaemonSets")
-
-_T = TypeVar("_T")
-
-
-def _key(json: str, default: Any = MISSING, *, section: type | None = None) -> Any:
-    """A field read from the JSON key ``json`` (a nested ``section`` dataclass when given)."""
-    metadata = {"json": json, "section": section}
-    if section is not None:
-        return field(default_factory=section, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def _parse(cls: type[_T], raw: Mapping[str, Any] | None) -> _T:
-    """``cls`` from the JSON object ``raw``: absent or null keys take the field's default; lists
-    become tuples, so the result is immutable throughout."""
-    raw = raw or {}
-    values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        value = raw.get(f.metadata["json"])
-        if value is None:
-            continue
-        section = f.metadata["section"]
-        values[f.name] = _parse(section, value) if section is not None else _frozen(value)
-    return cls(**values)
-
-
-def _frozen(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-def json_defaults(cls: type) -> dict[str, Any]:
-    """The defaults of ``cls``'s plain fields by JSON key (lists as lists), for the CRD. A field
-    whose default means "not set" (None, an empty list or string) has none in the CRD."""
-    return {
-        f.metadata["json"]: list(f.default) if isinstance(f.default, tuple) else f.default
-        for f in fields(cls)
-        if f.metadata["section"] is None and not any(f.default is unset for unset in (MISSING, None))
-        and f.default not in ((), "")
-    }
-
 
 @dataclass(frozen=True)
 class RestoreSettings:
@@ -147,4 +110,4 @@ class RestoreTestSpec:
     @classmethod
     def of(cls, test: Mapping[str, Any]) -> RestoreTestSpec:
         """The spec of the test object ``test``, defaults applied."""
-        return _parse(cls, test.get("spec"))
+        return parse(cls, test.get("spec"))

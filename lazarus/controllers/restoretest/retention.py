@@ -18,7 +18,7 @@ from lazarus.lifecycle.history import DEFAULT_KEPT_FAILED, DEFAULT_KEPT_SUCCEEDE
 from lazarus.sources import source_of
 
 RETAINED_MAKERS = (CREATED_BY_TRIGGER, CREATED_BY_CLI)
-LIMITS: dict[str, int] = {Phase.SUCCEEDED: DEFAULT_KEPT_SUCCEEDED, Phase.FAILED: DEFAULT_KEPT_FAILED}
+LIMITS: dict[Phase, int] = {Phase.SUCCEEDED: DEFAULT_KEPT_SUCCEEDED, Phase.FAILED: DEFAULT_KEPT_FAILED}
 
 Obj = Mapping[str, Any]
 
