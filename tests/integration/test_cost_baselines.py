@@ -26,7 +26,7 @@ from lazarus.cost import Cost, Prices, measure_cost
 from lazarus.cost.quota import sandbox_quota_objects
 from lazarus.kube.client import ApiError, Rest
 from lazarus.lifecycle.durations import format_time, parse_time
-from tests.integration.kube import unique_name, wait_until
+from tests.integration.kube import ON_KWOK, unique_name, wait_until
 from tests.integration.test_checks_fixtures import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -221,7 +221,10 @@ def _deployment(name: str, replicas: int, cpu: str, memory: str) -> client.V1Dep
             replicas=replicas,
             selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels), spec=client.V1PodSpec(containers=[container])
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    containers=[container], node_selector=ON_KWOK["nodeSelector"], tolerations=ON_KWOK["tolerations"]
+                ),
             ),
         ),
     )
