@@ -41,10 +41,12 @@ class Sandbox:
     namespace: str
     test_namespace: str
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = SOURCE
+    """The namespace in the backup that ``namespace`` was restored from."""
 
     @property
     def mapping(self) -> dict[str, str]:
-        return {SOURCE: self.namespace}
+        return {self.source: self.namespace}
 
     def secret(self, name: str, data: dict[str, str], *, in_test_namespace: bool = False) -> None:
         namespace = self.test_namespace if in_test_namespace else self.namespace
