@@ -236,7 +236,6 @@ cmd_up() {
 }
 
 cmd_down() {
-  "$here/databases.sh" down  # its PID files live in the state directory removed below
   stop_all
   rm -rf "$TESTBED_STATE"
   log "test bed stopped and its state removed"
