@@ -38,6 +38,7 @@ sql() { kubectl -n shop exec -i db-0 -c postgres -- psql -q -tA -U shop -d shop 
 orders() { sql -c "SELECT count(*) FROM orders"; }
 
 step "production: namespace 'shop', a web app and PostgreSQL with 250 orders on a volume"
+kubectl delete namespace shop --ignore-not-found --wait --timeout 120s >/dev/null  # a kept earlier run's
 kubectl apply -f "$here/demo/shop.yaml" >/dev/null
 kubectl -n shop rollout status statefulset/db --timeout 180s >/dev/null
 kubectl -n shop rollout status deployment/web --timeout 120s >/dev/null
