@@ -35,6 +35,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 POSTGRES_UID = 999
 """The official PostgreSQL images' UID: manifests and fsGroup settings written for them work here."""
+MARIADB_UID = 999
+"""The official MariaDB images' UID (user mysql)."""
+FERRETDB_UID = 1000
+"""The UID FerretDB runs as: not root, owner of its state directory."""
 
 
 def _versions() -> dict[str, str]:
@@ -109,6 +113,11 @@ class Rootfs:
 class MissingInput(Exception):
     """An input file of an image does not exist (a component not built, a package not installed)."""
 
+    def __init__(self, path: str, image: str = "") -> None:
+        super().__init__(f"image {image}: input {path} is missing" if image else f"input {path} is missing")
+        self.path = path
+        self.image = image
+
 
 def _shared_libraries(binary: Path) -> list[str]:
     out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False).stdout
@@ -155,15 +164,16 @@ def _pause_source() -> Path:
     return _go_module_dir() / "k8s.io" / f"kubernetes@{VERSIONS['KUBERNETES_VERSION']}" / "build/pause/linux/pause.c"
 
 
-def fill_base(fs: Rootfs) -> None:
-    """BusyBox (sh, nc, wget, ...) with an /etc/passwd that knows root, nobody and postgres."""
+def fill_base(fs: Rootfs, account: tuple[str, int, str] = ("postgres", POSTGRES_UID, "/var/lib/postgresql")) -> None:
+    """BusyBox (sh, nc, wget, ...) with an /etc/passwd that knows root, nobody and ACCOUNT (name, UID, home)."""
     fs.add(BUSYBOX, "/bin/busybox", 0o755)
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for applet in applets:
         if applet != "busybox":
             fs.symlink(f"/bin/{applet}", "busybox")
-    fs.write("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\npostgres:x:{POSTGRES_UID}:{POSTGRES_UID}::/var/lib/postgresql:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    fs.write("/etc/group", f"root:x:0:\npostgres:x:{POSTGRES_UID}:\nnogroup:x:65534:\n")
+    name, uid, home = account
+    fs.write("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{name}:x:{uid}:{uid}::{home}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    fs.write("/etc/group", f"root:x:0:\n{name}:x:{uid}:\nnogroup:x:65534:\n")
     fs.write("/etc/nsswitch.conf", "hosts: files dns\n")
     fs.mkdir("/tmp", mode=0o1777)
     fs.mkdir("/root", mode=0o700)
@@ -192,6 +202,52 @@ def fill_postgres(fs: Rootfs) -> None:
     fs.mkdir("/var/lib/postgresql/data", owner=POSTGRES_UID, mode=0o700)
 
 
+MARIADB_PROGRAMS = [Path("/usr/sbin/mariadbd")] + [
+    Path("/usr/bin") / name for name in ("mariadb", "mariadb-admin", "mariadb-dump", "my_print_defaults")
+]
+MARIADB_CONFIG = """\
+# The test bed's MariaDB image: the official image's defaults; more settings in conf.d.
+[client-server]
+socket = /run/mysqld/mysqld.sock
+
+[mariadbd]
+datadir = /var/lib/mysql
+bind-address = 0.0.0.0
+port = 3306
+skip-host-cache
+skip-name-resolve
+skip-log-bin
+
+!includedir /etc/mysql/conf.d/
+"""
+
+
+def fill_mariadb(fs: Rootfs) -> None:
+    """The host's MariaDB server and client programs with their libraries, share files and plugins."""
+    fill_base(fs, ("mysql", MARIADB_UID, "/var/lib/mysql"))
+    fs.add_with_libraries(MARIADB_PROGRAMS)
+    fs.symlink("/usr/sbin/mysqld", "mariadbd")
+    for alias, program in (("mysql", "mariadb"), ("mysqladmin", "mariadb-admin"), ("mysqldump", "mariadb-dump")):
+        fs.symlink(f"/usr/bin/{alias}", program)
+    fs.add(Path("/usr/share/mysql"), "/usr/share/mysql")
+    fs.add(Path("/usr/lib/mysql/plugin"), "/usr/lib/mysql/plugin")
+    fs.add(Path("/usr/share/zoneinfo/UTC"), "/usr/share/zoneinfo/UTC")
+    fs.add(Path("/usr/share/zoneinfo/Etc/UTC"), "/usr/share/zoneinfo/Etc/UTC")
+    fs.write("/etc/mysql/my.cnf", MARIADB_CONFIG)
+    fs.mkdir("/etc/mysql/conf.d")
+    fs.add(HERE / "images" / "mariadb-entrypoint.sh", "/usr/local/bin/docker-entrypoint.sh", 0o755)
+    fs.mkdir("/run/mysqld", owner=MARIADB_UID, mode=0o775)
+    fs.mkdir("/var/lib/mysql", owner=MARIADB_UID, mode=0o755)
+
+
+def fill_ferretdb(fs: Rootfs) -> None:
+    """FerretDB (static) with its entry point and a /state directory it owns."""
+    fill_base(fs, ("ferretdb", FERRETDB_UID, "/state"))
+    fs.add(component_dir("ferretdb", "FERRETDB_VERSION") / "ferretdb", "/ferretdb", 0o755)
+    fs.add(HERE / "images" / "ferretdb-entrypoint.sh", "/usr/local/bin/docker-entrypoint.sh", 0o755)
+    fs.mkdir("/state", owner=FERRETDB_UID, mode=0o755)
+
+
 def _static_binaries(component: str, version_key: str, names: list[str]) -> Callable[[Rootfs], None]:
     def fill(fs: Rootfs) -> None:
         fill_base(fs)
@@ -218,6 +274,33 @@ IMAGES = [
         ["/usr/local/bin/docker-entrypoint.sh"],
         env=[PATH_ENV + ":/usr/lib/postgresql/15/bin", "PGDATA=/var/lib/postgresql/data", "TZ=UTC"],
         user=str(POSTGRES_UID),
+    ),
+    Image(
+        "mariadb",
+        "10.11",
+        fill_mariadb,
+        lambda: [BUSYBOX, *MARIADB_PROGRAMS, HERE / "images" / "mariadb-entrypoint.sh"],
+        ["/usr/local/bin/docker-entrypoint.sh"],
+        ["mariadbd"],
+        env=[PATH_ENV, "TZ=UTC"],
+        user=str(MARIADB_UID),
+    ),
+    Image(
+        "ferretdb",
+        VERSIONS["FERRETDB_VERSION"],
+        fill_ferretdb,
+        lambda: [BUSYBOX, component_dir("ferretdb", "FERRETDB_VERSION") / "ferretdb", HERE / "images" / "ferretdb-entrypoint.sh"],
+        ["/usr/local/bin/docker-entrypoint.sh"],
+        env=[
+            PATH_ENV,
+            "FERRETDB_HANDLER=sqlite",
+            "FERRETDB_SQLITE_URL=file:/state/data/",
+            "FERRETDB_STATE_DIR=/state",
+            "FERRETDB_LISTEN_ADDR=:27017",
+            "FERRETDB_DEBUG_ADDR=:8088",
+            "FERRETDB_TELEMETRY=disable",
+        ],
+        user=str(FERRETDB_UID),
     ),
     Image(
         "velero",
@@ -323,19 +406,32 @@ def write_oci_archive(image: Image, target: Path) -> None:
         partial.rename(target)
 
 
+def archive_path(out_dir: Path, image: Image) -> Path:
+    """Where IMAGE's archive is cached under OUT_DIR; raises MissingInput naming the image and the file."""
+    try:
+        return out_dir / f"{image.name}-{_cache_key(image)}.tar"
+    except MissingInput as missing:
+        raise MissingInput(missing.path, image.reference) from None
+
+
+def build_image(out_dir: Path, image: Image) -> Path:
+    """IMAGE's archive under OUT_DIR, built (and older archives of it removed) when missing."""
+    target = archive_path(out_dir, image)
+    if not target.exists():
+        print(f"[testbed] building image {image.reference}", file=sys.stderr)
+        for stale in out_dir.glob(f"{image.name}-*.tar"):
+            stale.unlink()
+        try:
+            write_oci_archive(image, target)
+        except MissingInput as missing:
+            raise MissingInput(missing.path, image.reference) from None
+    return target
+
+
 def build(out_dir: Path) -> list[Path]:
     """Build every image missing from OUT_DIR; return the archives of all images."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    archives = []
-    for image in IMAGES:
-        target = out_dir / f"{image.name}-{_cache_key(image)}.tar"
-        if not target.exists():
-            print(f"[testbed] building image {image.reference}", file=sys.stderr)
-            for stale in out_dir.glob(f"{image.name}-*.tar"):
-                stale.unlink()
-            write_oci_archive(image, target)
-        archives.append(target)
-    return archives
+    return [build_image(out_dir, image) for image in IMAGES]
 
 
 def main(argv: list[str]) -> int:
@@ -353,7 +449,7 @@ def main(argv: list[str]) -> int:
         for archive in build(args.out_dir):
             print(archive)
     except MissingInput as missing:
-        print(f"[testbed] ERROR: step 'images': input {missing} is missing (run build.sh first)", file=sys.stderr)
+        print(f"[testbed] ERROR: step 'images': {missing} (run build.sh first)", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as failed:
         print(f"[testbed] ERROR: step 'images': {failed}", file=sys.stderr)
