@@ -365,15 +365,25 @@ def write_oci_archive(image: Image, target: Path) -> None:
         fs = Rootfs(Path(work) / "rootfs")
         fs.root.mkdir()
         image.fill(fs)
-        layer = _layer(fs)
-        layout = Path(work) / "layout"
+        runtime = {"Entrypoint": image.entrypoint, "Cmd": image.cmd, "Env": image.env, "User": image.user}
+        write_layout(target, _layer(fs), runtime, image.reference)
+
+
+def write_layout(target: Path, layer: bytes, runtime: dict[str, object], reference: str) -> None:
+    """Write a one-layer image (LAYER an uncompressed tar, RUNTIME its config) as an OCI layout tarball.
+
+    The index names the image REFERENCE, as ``ctr images import`` reads it. Written to a temporary
+    name beside TARGET, then renamed.
+    """
+    with tempfile.TemporaryDirectory(prefix="layout-", dir=target.parent) as work:
+        layout = Path(work)
         blobs = layout / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         layer_desc = _blob(blobs, layer)
         config = {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Entrypoint": image.entrypoint, "Cmd": image.cmd, "Env": image.env, "User": image.user},
+            "config": runtime,
             "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
         }
         config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode())
@@ -391,8 +401,8 @@ def write_oci_archive(image: Image, target: Path) -> None:
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     **manifest_desc,
                     "annotations": {
-                        "io.containerd.image.name": image.reference,
-                        "org.opencontainers.image.ref.name": image.tag,
+                        "io.containerd.image.name": reference,
+                        "org.opencontainers.image.ref.name": reference.rsplit(":", 1)[1],
                     },
                 }
             ],
@@ -434,19 +444,132 @@ def build(out_dir: Path) -> list[Path]:
     return [build_image(out_dir, image) for image in IMAGES]
 
 
+# --- the operator image, from the project's Dockerfile ----------------------------------------
+
+PROJECT = HERE.parents[1]
+PYTHON_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "passwd"]
+PYTHON_SUITE = "bookworm"
+PYTHON_REFERENCE = "localhost/lazarus-testbed/python:3.11"
+HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+"""The host's trusted certificates, mounted read-only over the base's for the RUN steps only (pip
+then trusts what the host trusts, e.g. a TLS-inspecting proxy); never part of the image."""
+OPERATOR_INPUTS = ["Dockerfile", "manifests/image/requirements.lock", "setup.cfg", "pyproject.toml", "README.md"]
+
+
+def operator_reference() -> str:
+    """``localhost/lazarus/operator:<package version>``, the version read from ``lazarus/__init__.py``."""
+    for line in (PROJECT / "lazarus" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return f"localhost/lazarus/operator:{line.split('=', 1)[1].strip().strip(chr(34) + chr(39))}"
+    raise MissingInput(str(PROJECT / "lazarus" / "__init__.py"), "localhost/lazarus/operator")
+
+
+def _python_base_command(target: Path) -> list[str]:
+    """mmdebstrap making the Python base's root filesystem as a tarball at TARGET (no docs, no apt lists)."""
+    return [
+        "mmdebstrap", "--quiet", "--variant=essential", f"--include={','.join(PYTHON_PACKAGES)}",
+        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
+        PYTHON_SUITE, str(target),
+    ]  # fmt: skip
+
+
+def python_base_key() -> str:
+    """The Python base's cache key: its mmdebstrap command (suite and packages)."""
+    return hashlib.sha256(json.dumps(_python_base_command(Path("rootfs.tar"))).encode()).hexdigest()[:16]
+
+
+def build_python_base(out_dir: Path) -> Path:
+    """The Python 3.11 base image (Debian, mmdebstrap) as an OCI layout tarball, built when missing."""
+    target = out_dir / f"python-{python_base_key()}.tar"
+    if target.exists():
+        return target
+    print(f"[testbed] building image {PYTHON_REFERENCE} (mmdebstrap)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="python-base-", dir=out_dir) as work:
+        rootfs = Path(work) / "rootfs.tar"
+        subprocess.run(_python_base_command(rootfs), check=True, stdout=subprocess.DEVNULL)
+        runtime = {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"]}
+        write_layout(target, rootfs.read_bytes(), runtime, PYTHON_REFERENCE)
+    return target
+
+
+def _operator_sources() -> list[Path]:
+    sources = [PROJECT / name for name in OPERATOR_INPUTS]
+    sources += sorted(path for path in (PROJECT / "lazarus").rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    return sources
+
+
+def operator_key(python_base: str) -> str:
+    """A hash of the Dockerfile, the lock file, the packaging files, the sources and the base's key.
+
+    Contents, not modification times: a fresh checkout of the same commit hits the cache.
+    """
+    digest = hashlib.sha256(f"{operator_reference()}\n{python_base}\n".encode())
+    for path in _operator_sources():
+        if not path.exists():
+            raise MissingInput(str(path), operator_reference())
+        digest.update(f"{path.relative_to(PROJECT)}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _buildah(*args: str) -> list[str]:
+    """buildah with its own vfs storage under the test-bed cache (never the host's or the work tree's)."""
+    storage = CACHE / "buildah"
+    return ["buildah", "--root", str(storage / "root"), "--runroot", str(storage / "run"), "--storage-driver", "vfs", *args]
+
+
+def _ca_volume() -> list[str]:
+    if not HOST_CA_BUNDLE.is_file():
+        return []
+    return ["--volume", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
+
+
+def build_operator(out_dir: Path) -> Path:
+    """The operator image built by buildah from the project's Dockerfile, as an OCI archive; cached.
+
+    FROM a local Python base (``--build-arg PYTHON_IMAGE=oci-archive:...``); RUN steps in a chroot
+    with the host's network (pip). The image is removed from buildah's storage once archived.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = build_python_base(out_dir)
+    reference = operator_reference()
+    target = out_dir / f"operator-{operator_key(python_base_key())}.tar"
+    if target.exists():
+        return target
+    print(f"[testbed] building image {reference} (buildah, Dockerfile)", file=sys.stderr)
+    partial = target.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    build = ["bud", "--isolation", "chroot", "--layers=false", "--pull=false", *_ca_volume(), "--build-arg",
+             f"PYTHON_IMAGE=oci-archive:{base}", "--tag", reference, "--file", str(PROJECT / "Dockerfile"), str(PROJECT)]  # fmt: skip
+    try:
+        subprocess.run(_buildah(*build), check=True)
+        subprocess.run(_buildah("push", "--quiet", reference, f"oci-archive:{partial}:{reference}"), check=True)
+    finally:
+        subprocess.run(_buildah("rmi", "--all", "--force"), check=False, capture_output=True)
+    for stale in out_dir.glob("operator-*.tar"):
+        stale.unlink()
+    partial.rename(target)
+    return target
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build_parser = sub.add_parser("build")
     build_parser.add_argument("out_dir", type=Path)
+    operator_parser = sub.add_parser("build-operator", help="the Lazarus image from the Dockerfile (buildah)")
+    operator_parser.add_argument("out_dir", type=Path)
     sub.add_parser("list")
     args = parser.parse_args(argv)
     if args.command == "list":
         for image in IMAGES:
             print(image.reference)
+        print(operator_reference(), "(build-operator)")
         return 0
     try:
-        for archive in build(args.out_dir):
+        for archive in build(args.out_dir) if args.command == "build" else [build_operator(args.out_dir)]:
             print(archive)
     except MissingInput as missing:
         print(f"[testbed] ERROR: step 'images': {missing} (run build.sh first)", file=sys.stderr)
