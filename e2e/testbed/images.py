@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Build the test bed's container images on this machine, without a registry or a container engine.
 
-    images.py build OUT_DIR    build every image that is missing, one OCI layout tarball each
-    images.py list             print each image's reference
+    images.py build OUT_DIR             build every test-bed image that is missing, one OCI layout tarball each
+    images.py build-operator OUT_DIR    build the Lazarus image from the project's Dockerfile (buildah)
+    images.py list                      print each image's reference
 
 Each image is one layer made from files already on this machine: static binaries built by
 build.sh (Go programs; the pause binary compiled here from Kubernetes' own ``pause.c``), Debian's
-static BusyBox for a shell, and the host's installed PostgreSQL with the shared libraries its
-programs load (found with ``ldd``). An image is cached under OUT_DIR by a hash of its
+static BusyBox for a shell, and the host's installed PostgreSQL and MariaDB with the shared
+libraries their programs load (found with ``ldd``). An image is cached under OUT_DIR by a hash of its
 definition and of every input file's path, size and modification time, so a rebuild happens only
 when an input changes. The tarballs are what ``ctr -n k8s.io images import`` takes; references
 live under ``localhost/`` so nothing ever tries to pull them.
+
+The operator image is not one of them: ``build-operator`` runs the project's ``Dockerfile`` with
+buildah FROM a Python base made by mmdebstrap, cached by the contents of its inputs (see
+``build_operator``), so ``build`` (and ``make test``) never pays for it.
 
 Contract: a missing input names the image and the file and exits 1; nothing half-written is left
 as a cached image (written to a temporary name, then renamed).

@@ -57,3 +57,40 @@ def test_every_image_has_its_own_archive_name(images: ModuleType) -> None:
     """Old archives are found by name prefix: no image's name may be another's prefix."""
     names = [image.name for image in images.IMAGES]
     assert not [(a, b) for a in names for b in names if a != b and b.startswith(f"{a}-")]
+
+
+def _project(root: Path) -> None:
+    for name in ("Dockerfile", "manifests/image/requirements.lock", "setup.cfg", "pyproject.toml", "README.md"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"{name}\n")
+    (root / "lazarus").mkdir()
+    (root / "lazarus" / "__init__.py").write_text('__version__ = "1.2.3"\n')
+
+
+def test_the_operator_key_follows_the_contents_of_its_inputs(
+    images: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path)
+    monkeypatch.setattr(images, "PROJECT", tmp_path)
+    assert images.operator_reference() == "localhost/lazarus/operator:1.2.3"
+    before = images.operator_key("base1")
+    os.utime(tmp_path / "Dockerfile", ns=(1, 1))
+    assert images.operator_key("base1") == before, "a touched file with the same contents keeps the cache"
+    assert images.operator_key("base2") != before, "a new base rebuilds"
+    (tmp_path / "lazarus" / "cli.py").write_text("print()\n")
+    with_module = images.operator_key("base1")
+    assert with_module != before
+    (tmp_path / "manifests/image/requirements.lock").write_text("pyyaml==6.0.4\n")
+    assert images.operator_key("base1") != with_module
+
+
+def test_a_missing_operator_input_names_the_image_and_the_file(
+    images: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path)
+    (tmp_path / "setup.cfg").unlink()
+    monkeypatch.setattr(images, "PROJECT", tmp_path)
+    with pytest.raises(images.MissingInput) as raised:
+        images.operator_key("base1")
+    assert "localhost/lazarus/operator:1.2.3" in str(raised.value)
+    assert str(tmp_path / "setup.cfg") in str(raised.value)
