@@ -20,7 +20,8 @@ account_sql() {
   root_host=$(sql_string "${MARIADB_ROOT_HOST:-${MYSQL_ROOT_HOST:-%}}")
   database=$(setting DATABASE)
   user=$(setting USER)
-  echo "FLUSH PRIVILEGES;"
+  # Only root@localhost stays of the accounts the system tables make (no anonymous users, no
+  # root@<hostname>); then the grant tables are loaded, so that account statements work.
   echo "DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host != 'localhost');"
   echo "DELETE FROM mysql.proxies_priv WHERE Host != 'localhost';"
   echo "FLUSH PRIVILEGES;"
