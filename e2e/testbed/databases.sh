@@ -5,6 +5,7 @@
 #   databases.sh down     stop them (by PID) and remove their state
 #   databases.sh env      print the connection settings as `export NAME=value` lines (exit 1 if down)
 #   databases.sh status   list the servers and whether each is running
+#   databases.sh install  only install the missing Debian packages (the real node's images copy them)
 #
 # PostgreSQL and MariaDB come from Debian packages (installed with apt-get when missing and running
 # as root); FerretDB (the MongoDB wire protocol on its SQLite handler, with SCRAM authentication)
@@ -214,10 +215,16 @@ cmd_env() {
 
 cmd_status() { print_status "${SERVERS[@]}"; }
 
+cmd_install() {
+  mkdir -p "$TESTBED_STATE/logs"
+  install_packages
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   env) cmd_env ;;
   status) cmd_status ;;
+  install) cmd_install ;;
   *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

