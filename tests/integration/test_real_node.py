@@ -158,9 +158,56 @@ def test_network_policy_is_enforced_between_namespaces(core: client.CoreV1Api, t
     wait_until("the policy's removal is enforced", lambda: _connects(client_ns, "client", server_ip, 8080), timeout=30)
 
 
+def db_stateful_set(
+    namespace: str, container: dict[str, Any], mount: str, fs_group: int, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A one-replica StatefulSet ``db`` (pods labelled ``app: db``) on the real node running CONTAINER
+    (pulled never), its volume ``data`` a 1 Gi PVC of the default StorageClass mounted at MOUNT."""
+    labels = {"app": "db"}
+    container = {**container, "imagePullPolicy": "Never", "volumeMounts": [{"name": "data", "mountPath": mount}]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": namespace},
+        "spec": {
+            "serviceName": "db",
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations or {}},
+                "spec": {
+                    **ON_REAL_NODE,
+                    "securityContext": {"fsGroup": fs_group},
+                    "terminationGracePeriodSeconds": 10,
+                    "containers": [container],
+                },
+            },
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+                }
+            ],
+        },
+    }
+
+
 def _postgres(namespace: str) -> list[dict[str, Any]]:
     """A PostgreSQL StatefulSet with its data on a PVC that Velero's file-system backup includes."""
-    labels = {"app": "db"}
+    container = {
+        "name": "postgres",
+        "image": POSTGRES_IMAGE,
+        "env": [
+            {"name": "POSTGRES_USER", "value": "shop"},
+            {"name": "POSTGRES_DB", "value": "shop"},
+            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+            {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
+        ],
+        "readinessProbe": {
+            "exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", "shop"]},
+            "periodSeconds": 1,
+        },
+    }
     return [
         {
             "apiVersion": "v1",
@@ -172,52 +219,11 @@ def _postgres(namespace: str) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "db", "namespace": namespace},
-            "spec": {"selector": labels, "ports": [{"port": 5432}]},
+            "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]},
         },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "metadata": {"name": "db", "namespace": namespace},
-            "spec": {
-                "serviceName": "db",
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels, "annotations": {"backup.velero.io/backup-volumes": "data"}},
-                    "spec": {
-                        **ON_REAL_NODE,
-                        "securityContext": {"fsGroup": 999},
-                        "containers": [
-                            {
-                                "name": "postgres",
-                                "image": POSTGRES_IMAGE,
-                                "imagePullPolicy": "Never",
-                                "env": [
-                                    {"name": "POSTGRES_USER", "value": "shop"},
-                                    {"name": "POSTGRES_DB", "value": "shop"},
-                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                    {
-                                        "name": "POSTGRES_PASSWORD",
-                                        "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
-                                    },
-                                ],
-                                "readinessProbe": {
-                                    "exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", "shop"]},
-                                    "periodSeconds": 1,
-                                },
-                                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-                            }
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {
-                        "metadata": {"name": "data"},
-                        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-                    }
-                ],
-            },
-        },
+        db_stateful_set(
+            namespace, container, "/var/lib/postgresql/data", 999, {"backup.velero.io/backup-volumes": "data"}
+        ),
     ]
 
 

@@ -15,44 +15,13 @@ from kubernetes import client
 
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import wait_until
-from tests.integration.test_real_node import ON_REAL_NODE, _apply, _namespace, _running_ip
+from tests.integration.test_real_node import _apply, _namespace, _running_ip, db_stateful_set
 
 pytestmark = pytest.mark.integration
 
 MARIADB_IMAGE = "localhost/lazarus-testbed/mariadb:10.11"
 FERRETDB_IMAGE = "localhost/lazarus-testbed/ferretdb:v1.24.2"
 ORDERS = [(1, "tea"), (2, "cake")]
-
-
-def _stateful_set(namespace: str, container: dict[str, Any], mount: str, uid: int) -> dict[str, Any]:
-    """One replica named ``db`` on the real node, its volume a ``local-path`` PVC mounted at MOUNT."""
-    container = {**container, "name": "db", "imagePullPolicy": "Never"}
-    container["volumeMounts"] = [{"name": "data", "mountPath": mount}]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "db", "namespace": namespace},
-        "spec": {
-            "serviceName": "db",
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "db"}},
-            "template": {
-                "metadata": {"labels": {"app": "db"}},
-                "spec": {
-                    **ON_REAL_NODE,
-                    "securityContext": {"fsGroup": uid},
-                    "terminationGracePeriodSeconds": 10,
-                    "containers": [container],
-                },
-            },
-            "volumeClaimTemplates": [
-                {
-                    "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-                }
-            ],
-        },
-    }
 
 
 def _restarted(core: client.CoreV1Api, namespace: str) -> str:
@@ -86,11 +55,12 @@ def test_mariadb_initialises_its_volume_and_keeps_the_rows(core: client.CoreV1Ap
     env = {"MARIADB_ROOT_PASSWORD": "root-pw", "MARIADB_USER": "shop", "MARIADB_PASSWORD": "shop-pw"}
     env["MARIADB_DATABASE"] = "shop"
     container = {
+        "name": "mariadb",
         "image": MARIADB_IMAGE,
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {"tcpSocket": {"port": 3306}, "periodSeconds": 2},
     }
-    _apply(_stateful_set(namespace, container, "/var/lib/mysql", 999))
+    _apply(db_stateful_set(namespace, container, "/var/lib/mysql", 999))
     with _mariadb(_running_ip(core, namespace, "db-0")) as db, db.cursor() as cursor:
         cursor.execute("CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(40))")
         cursor.executemany("INSERT INTO orders VALUES (%s, %s)", ORDERS)
@@ -112,11 +82,12 @@ def test_ferretdb_makes_the_user_and_keeps_the_documents(core: client.CoreV1Api,
     env = {"MONGO_INITDB_ROOT_USERNAME": "shop", "MONGO_INITDB_ROOT_PASSWORD": "shop-pw"}
     env["MONGO_INITDB_DATABASE"] = "shop"
     container = {
+        "name": "ferretdb",
         "image": FERRETDB_IMAGE,
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {"httpGet": {"path": "/debug/readyz", "port": 8088}, "periodSeconds": 2},
     }
-    _apply(_stateful_set(namespace, container, "/state", 1000))
+    _apply(db_stateful_set(namespace, container, "/state", 1000))
     with _mongo(_running_ip(core, namespace, "db-0")) as mongo:
         mongo.shop.orders.insert_many([{"_id": key, "item": item} for key, item in ORDERS])
     address = _restarted(core, namespace)
