@@ -3,7 +3,7 @@
 
     images.py build OUT_DIR             build every test-bed image that is missing, one OCI layout tarball each
     images.py build-operator OUT_DIR    build the Lazarus image from the project's Dockerfile (buildah)
-    images.py list                      print each image's reference
+    images.py list                      print each image's reference (the operator's marked: `build` skips it)
 
 Each image is one layer made from files already on this machine: static binaries built by
 build.sh (Go programs; the pause binary compiled here from Kubernetes' own ``pause.c``), Debian's
@@ -578,6 +578,9 @@ def main(argv: list[str]) -> int:
             print(archive)
     except MissingInput as missing:
         print(f"[testbed] ERROR: step 'images': {missing} (run build.sh first)", file=sys.stderr)
+        return 1
+    except FileNotFoundError as absent:
+        print(f"[testbed] ERROR: step 'images': {absent.filename} is not installed (run system-deps.sh)", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as failed:
         print(f"[testbed] ERROR: step 'images': {failed}", file=sys.stderr)
