@@ -42,8 +42,8 @@ POSTGRES_UID = 999
 """The official PostgreSQL images' UID: manifests and fsGroup settings written for them work here."""
 MARIADB_UID = 999
 """The official MariaDB images' UID (user mysql)."""
-FERRETDB_UID = 1000
-"""The UID FerretDB runs as: not root, owner of its state directory."""
+FERRETDB_UID = 65532
+"""The UID FerretDB runs as (as the official image's nonroot user): owner of its state directory."""
 
 
 def _versions() -> dict[str, str]:
@@ -292,7 +292,7 @@ IMAGES = [
     ),
     Image(
         "ferretdb",
-        VERSIONS["FERRETDB_VERSION"],
+        "1",
         fill_ferretdb,
         lambda: [BUSYBOX, component_dir("ferretdb", "FERRETDB_VERSION") / "ferretdb", HERE / "images" / "ferretdb-entrypoint.sh"],
         ["/usr/local/bin/docker-entrypoint.sh"],

@@ -20,7 +20,7 @@ from tests.integration.test_real_node import _apply, _namespace, _running_ip, db
 pytestmark = pytest.mark.integration
 
 MARIADB_IMAGE = "localhost/lazarus-testbed/mariadb:10.11"
-FERRETDB_IMAGE = "localhost/lazarus-testbed/ferretdb:v1.24.2"
+FERRETDB_IMAGE = "localhost/lazarus-testbed/ferretdb:1"
 ORDERS = [(1, "tea"), (2, "cake")]
 
 
@@ -79,15 +79,14 @@ def _mongo(address: str, password: str = "shop-pw") -> pymongo.MongoClient[dict[
 
 
 def test_ferretdb_makes_the_user_and_keeps_the_documents(core: client.CoreV1Api, namespace: str) -> None:
-    env = {"MONGO_INITDB_ROOT_USERNAME": "shop", "MONGO_INITDB_ROOT_PASSWORD": "shop-pw"}
-    env["MONGO_INITDB_DATABASE"] = "shop"
+    env = {"FERRETDB_USER": "shop", "FERRETDB_PASSWORD": "shop-pw", "FERRETDB_DATABASE": "shop"}
     container = {
         "name": "ferretdb",
         "image": FERRETDB_IMAGE,
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {"httpGet": {"path": "/debug/readyz", "port": 8088}, "periodSeconds": 2},
     }
-    _apply(db_stateful_set(namespace, container, "/state", 1000))
+    _apply(db_stateful_set(namespace, container, "/state", 65532))
     with _mongo(_running_ip(core, namespace, "db-0")) as mongo:
         mongo.shop.orders.insert_many([{"_id": key, "item": item} for key, item in ORDERS])
     address = _restarted(core, namespace)
