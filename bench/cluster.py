@@ -49,6 +49,12 @@ __all__ = [
 ]
 
 BENCH_LABEL = ("app.kubernetes.io/part-of", "lazarus-bench")
+# The test bed's kwok node is tainted (real workloads run on its real node): the benchmarks' pods,
+# whose images exist nowhere, are placed there.
+ON_KWOK: dict[str, Any] = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+}
 # Client threads for bulk writes. On the 2-core test machine the API server and etcd are the
 # limit: 2 to 32 threads all created ~500 ConfigMaps/s; 8 keeps a margin for faster machines.
 WRITE_THREADS = 8

@@ -53,6 +53,7 @@ from kubernetes import client
 
 from bench.cluster import (
     BENCH_LABEL,
+    ON_KWOK,
     LazarusProcess,
     Watches,
     bench_namespace,
@@ -126,7 +127,7 @@ def _create_app(rest: Rest, namespace: str, extra_config_maps: int) -> int:
         "metadata": {"name": "shop", "labels": labels},
         "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {
             "metadata": {"labels": labels},
-            "spec": {"containers": [{"name": "shop", "image": "registry.invalid/shop:1"}]},
+            "spec": {"containers": [{"name": "shop", "image": "registry.invalid/shop:1"}], **ON_KWOK},
         }},
     })  # fmt: skip
     rest.request("POST", f"{core}/configmaps", body={"metadata": {"name": "shop-config"}, "data": {"mode": "prod"}})

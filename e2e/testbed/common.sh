@@ -45,7 +45,7 @@ KUBECONFIG_PATH=$TESTBED_STATE/kubeconfig
 PKI=$TESTBED_STATE/pki
 
 # ---------------------------------------------------------------------------------------------
-# Processes, shared by testbed.sh and databases.sh. The sourcing script defines:
+# Processes of the test bed. The sourcing script defines:
 #   process_marker NAME   text NAME's command line always contains (its data dir or state dir),
 #                         so a PID reused by an unrelated process is never taken for ours;
 #   startup_failed MSG    what a failed start does (stop what was started, exit non-zero);

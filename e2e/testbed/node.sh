@@ -18,6 +18,7 @@ NODE_IP=10.244.0.1
 SERVICE_CIDR=10.96.0.0/16
 KUBERNETES_SERVICE_IP=10.96.0.1
 DNS_SERVICE_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
 KUBELET_PORT=$((PORT_BASE + 250))
 KUBELET_HEALTHZ_PORT=$((PORT_BASE + 248))
 KUBE_PROXY_METRICS_PORT=$((PORT_BASE + 249))
@@ -225,18 +226,19 @@ authentication:
   x509: {clientCAFile: $PKI/ca.crt}
 authorization: {mode: Webhook}
 clusterDNS: [$DNS_SERVICE_IP]
-clusterDomain: cluster.local
+clusterDomain: $CLUSTER_DOMAIN
 containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 volumePluginDir: $NODE_STATE/kubelet-plugins
 resolvConf: $NODE_STATE/resolv.conf
-registerWithTaints:
-- {key: lazarus.io/real-node, value: "true", effect: NoSchedule}
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
 YAML
   # Pods resolve only cluster names: no upstream resolver is reachable from here.
   printf 'nameserver %s\n' "$DNS_SERVICE_IP" >"$NODE_STATE/resolv.conf"
+  # For processes on the host that should resolve like a pod (testbed.sh exec).
+  printf 'nameserver %s\nsearch svc.%s %s\noptions ndots:5 timeout:2\n' \
+    "$DNS_SERVICE_IP" "$CLUSTER_DOMAIN" "$CLUSTER_DOMAIN" >"$NODE_STATE/host-resolv.conf"
   start kubelet "$KUBE_NODE_BIN/kubelet" --config "$NODE_STATE/kubelet-config.yaml" --kubeconfig "$kubeconfig" \
     --root-dir "$NODE_STATE/kubelet" --cert-dir "$NODE_STATE/kubelet/pki" --hostname-override "$NODE_NAME" \
     --node-ip "$NODE_IP" --node-labels "type=real,lazarus.io/real-node=true"

@@ -6,6 +6,7 @@
 #   testbed.sh status              list the components and whether each is running
 #   testbed.sh restart COMPONENT   stop and start one component (e.g. kube-apiserver)
 #   testbed.sh kubeconfig          print the kubeconfig path
+#   testbed.sh exec CMD [ARG...]   run CMD with the cluster's DNS as its resolver (see cmd_exec)
 #
 # Components, in start order: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
 # (fake nodes: pods become Ready, Job pods complete), s3 (versitygw), velero (server + AWS plugin).
@@ -235,7 +236,6 @@ cmd_up() {
 }
 
 cmd_down() {
-  "$here/databases.sh" down  # its PID files live in the state directory removed below
   stop_all
   rm -rf "$TESTBED_STATE"
   log "test bed stopped and its state removed"
@@ -243,11 +243,26 @@ cmd_down() {
 
 cmd_status() { print_status "${COMPONENTS[@]}"; }
 
+# A process on this host resolves names the way a pod of the cluster does (CoreDNS through the
+# kube-dns ClusterIP, the cluster domain searched), so an operator or test run here finds restored
+# Services by their DNS names exactly as the operator's pod would. The resolver is bind-mounted
+# over /etc/resolv.conf in a private mount namespace of CMD's own: the host's resolver is never
+# changed, and nothing is left behind when CMD ends. Without a real node (no cluster DNS), CMD
+# runs as it is.
+cmd_exec() {
+  [ $# -gt 0 ] || die "usage: testbed.sh exec CMD [ARG...]"
+  node_enabled || exec "$@"
+  [ -s "$NODE_STATE/host-resolv.conf" ] || die "the test bed is not up (no $NODE_STATE/host-resolv.conf)"
+  exec unshare --mount --propagation private -- \
+    sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$NODE_STATE/host-resolv.conf" "$@"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   restart) [ $# -eq 2 ] || die "usage: testbed.sh restart COMPONENT"; stop "$2"; start_component "$2" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  exec) shift; cmd_exec "$@" ;;
+  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -16,6 +16,10 @@ T = TypeVar("T")
 VELERO_GROUP = "velero.io"
 VELERO_VERSION = "v1"
 VELERO_NAMESPACE = "velero"
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+ON_KWOK: dict[str, Any] = {"nodeSelector": {"type": "kwok"}, "tolerations": [KWOK_TAINT]}
+"""Pod spec fields that place a pod on the bed's kwok node (pods there are Ready, Job pods complete,
+no container runs): for objects whose images exist nowhere or whose requests no real node holds."""
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2) -> T:

@@ -1,9 +1,10 @@
 """Cost and baselines end to end: a real ``lazarus run``, a real Velero, a real PostgreSQL.
 
-The database is the test bed's PostgreSQL, outside the cluster: production's Secret holds its
-connection string, the restored copy of that Secret leads the checks to it. Velero restores the
-application objects; the data changes between two backups are made on that one server, which is
-what the baseline must notice.
+Production runs PostgreSQL as a StatefulSet with its data on a PVC; its Secret holds the
+connection string to the production Service. Each backup takes the volume (file-system backup);
+the operator restores it into a sandbox, where the restored Secret's connection string leads the
+checks to the restored server. Production's data changes between backups, and the baseline must
+notice it in what the later backup brought back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib3.exceptions import ProtocolError
 
 from lazarus.baseline.store import configmap_name
 from lazarus.cli import main
+from tests.integration import database_servers as servers
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import create_velero_object, unique_name, wait_backup_completed, wait_until
 from tests.integration.operator_process import OperatorProcess
@@ -36,6 +38,7 @@ from tests.integration.test_restoretest import (
     _snapshot,
     _wait_phase,
 )
+from tests.integration.workloads import apply, ready_pod_ip
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_restoretest", "tests.integration.test_checks_fixtures"]
@@ -50,11 +53,12 @@ ROWS = 100
 
 def _backup_now(custom: client.CustomObjectsApi, core: client.CoreV1Api, apps: client.AppsV1Api,
                 production: dict[str, Any]) -> str:  # fmt: skip
-    """A Completed backup of production as it is now (which the fixture then holds it to)."""
+    """A Completed backup of production as it is now, volumes included (which the fixture then
+    holds production to)."""
     name = unique_name("bk")
-    create_velero_object(custom, "Backup", "backups", name,
-                         {"includedNamespaces": [production["namespace"]], "ttl": "2h0m0s"})  # fmt: skip
-    wait_backup_completed(custom, name)
+    create_velero_object(custom, "Backup", "backups", name, {"includedNamespaces": [production["namespace"]],
+                         "defaultVolumesToFsBackup": True, "ttl": "2h0m0s"})  # fmt: skip
+    wait_backup_completed(custom, name, timeout=180)
     production["before"] = _snapshot(core, apps, production["namespace"])
     return name
 
@@ -92,29 +96,31 @@ def source(core: client.CoreV1Api) -> Iterator[str]:
 
 
 @pytest.fixture
-def orders(databases: dict[str, dict[str, str]]) -> Iterator[Callable[[str], None]]:
-    """``ROWS`` orders in the test bed's PostgreSQL; returns a function to run SQL on them."""
+def orders(core: client.CoreV1Api, production: dict[str, Any]) -> Callable[[str], None]:
+    """Production's PostgreSQL (a StatefulSet on a PVC) with ``ROWS`` orders; returns a function
+    that runs SQL on it."""
     import psycopg
 
-    pg = databases["PG"]
+    namespace = production["namespace"]
+    apply(*servers.manifests("PG", namespace))
+    ready_pod_ip(core, namespace, "postgres-0")
+    pg = servers.settings("PG", namespace)
 
     def execute(statement: str) -> None:
         with psycopg.connect(host=pg["HOST"], port=pg["PORT"], user=pg["USER"], password=pg["PASSWORD"],
                              dbname=pg["DATABASE"], autocommit=True) as conn:
             conn.execute(statement)
 
-    execute(f"DROP TABLE IF EXISTS {TABLE}")
     execute(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamptz)")
     execute(f"INSERT INTO {TABLE} SELECT i, 'c' || i, i * 1.5, now() FROM generate_series(1, {ROWS}) AS i")
-    yield execute  # fmt: skip
-    execute(f"DROP TABLE IF EXISTS {TABLE}")
+    return execute  # fmt: skip
 
 
 @pytest.fixture
-def shop(core: client.CoreV1Api, production: dict[str, Any], databases: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Production gets the Secret with the database's connection string; the checks to run."""
-    pg = databases["PG"]
-    uri = f"postgresql://{pg['USER']}:{pg['PASSWORD']}@{pg['HOST']}:{pg['PORT']}/{pg['DATABASE']}"
+def shop(core: client.CoreV1Api, production: dict[str, Any], orders: Callable[[str], None]) -> dict[str, Any]:
+    """Production's Secret with the connection string to its database Service; the checks to run."""
+    pg = servers.settings("PG", production["namespace"])
+    uri = f"postgresql://{pg['USER']}:{pg['PASSWORD']}@{pg['HOST']}.cluster.local:{pg['PORT']}/{pg['DATABASE']}"
     core.create_namespaced_secret(production["namespace"], client.V1Secret(
         metadata=client.V1ObjectMeta(name="shop-db"), string_data={"connection-string": uri}))  # fmt: skip
     return {
@@ -135,7 +141,10 @@ def test_a_second_backup_after_deleting_half_the_rows_is_flagged_while_the_first
     operator: OperatorProcess, core: client.CoreV1Api, apps: client.AppsV1Api, custom: client.CustomObjectsApi,
     production: dict[str, Any], namespace: str, source: str, orders: Callable[[str], None], shop: dict[str, Any],
 ) -> None:  # fmt: skip
-    first = _run_test(custom, namespace, _backup_now(custom, core, apps, production), source, healthChecks=shop)
+    first_backup = _backup_now(custom, core, apps, production)
+    # Production loses half its orders after the backup: the test of that backup still reads all.
+    orders(f"DELETE FROM {TABLE} WHERE id % 2 = 0")
+    first = _run_test(custom, namespace, first_backup, source, healthChecks=shop)
     status = first["status"]
     assert status["phase"] == "Succeeded", status
     assert status["baseline"]["result"] == "NoBaseline" and "sets the baseline" in status["baseline"]["message"]
@@ -144,7 +153,6 @@ def test_a_second_backup_after_deleting_half_the_rows_is_flagged_while_the_first
     stored = core.read_namespaced_config_map(configmap_name(f"schedule/{source}"), OPERATOR_NAMESPACE)
     assert stored.metadata.annotations["lazarus.io/baseline-source"] == f"schedule/{source}"
 
-    orders(f"DELETE FROM {TABLE} WHERE id % 2 = 0")
     second = _run_test(custom, namespace, _backup_now(custom, core, apps, production), source, healthChecks=shop)
     status = second["status"]
     assert status["phase"] == "Failed" and status["reason"] == "BaselineDrift", status

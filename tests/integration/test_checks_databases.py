@@ -1,8 +1,14 @@
-"""Database checks against real servers: PostgreSQL, MariaDB and FerretDB (MongoDB wire protocol).
+"""Database checks on data Velero restored: PostgreSQL, MariaDB and FerretDB (MongoDB wire protocol).
 
-The servers run on loopback (``e2e/testbed/databases.sh``); the checks find them the way they
-find a restored database: through a Service in the sandbox namespace on the test bed (an
-``ExternalName`` Service pointing at ``localhost``) and Secrets read through the API server.
+A production namespace runs the three servers as StatefulSets with their data on PVCs
+(``tests/integration/database_servers.py``); five orders are written, a Velero backup takes the
+volumes (file-system backup), then production moves on (an order refunded, fifteen more). The
+backup is restored into the sandbox, and the checks find the restored servers the way they find
+any restored database: through the restored Services and Secrets of the sandbox. Every passing
+expectation holds only for the backup's data, so a check that read production would fail.
+
+The tests of connection failures (a closed port, a listener that never answers) test the drivers'
+timeouts, not data: they point an ``ExternalName`` Service at ``localhost`` on this machine.
 """
 
 from __future__ import annotations
@@ -16,15 +22,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from lazarus.checks.results import ERROR, FAILED, PASSED
+from tests.integration import database_servers as servers
+from tests.integration.conftest import delete_namespace_and_wait
+from tests.integration.kube import wait_until
 from tests.integration.test_checks_fixtures import SOURCE, Sandbox
+from tests.integration.workloads import apply, back_up_with_volumes, create_namespace, ready_pod_ip, restore_into
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_checks_fixtures"]
 
 TABLE = "lazarus_it_orders"
 EVIL = "lazarus_it_evil"  # what the write attempts would create
+LOOPBACK = "loopback"  # an ExternalName Service to localhost, for the tests of connection failures
 SEEDED_AT = datetime.now(UTC).replace(microsecond=0)
 NEWEST = SEEDED_AT - timedelta(hours=1)  # row i was created i hours before SEEDED_AT
 ROWS = [(i, "paid" if i <= 3 else "open", i * 10.5, SEEDED_AT - timedelta(hours=i)) for i in range(1, 6)]
@@ -124,16 +136,29 @@ MONGO_COLUMNS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def _seed_postgres(host: str, port: str, user: str, password: str, database: str) -> Callable[[], int]:
+# Production moves on after the backup: row 1 is refunded and 15 orders arrive. Every passing
+# expectation below holds only for the backup's five rows (count 1-10, three paid, row 1 paid).
+AFTER_BACKUP = [(i, "open", 1.0, SEEDED_AT) for i in range(6, 21)]
+
+
+def _postgres(settings: dict[str, str]) -> Data:
     import psycopg
 
     def connect() -> psycopg.Connection[Any]:
-        return psycopg.connect(host=host, port=port, user=user, password=password, dbname=database, autocommit=True)
+        return psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
+                               password=settings["PASSWORD"], dbname=settings["DATABASE"], autocommit=True)  # fmt: skip
 
-    with connect() as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        conn.execute(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, status text, amount numeric, created_at timestamptz)")
-        conn.cursor().executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s)", ROWS)
+    def seed() -> None:
+        with connect() as conn:
+            conn.execute(
+                f"CREATE TABLE {TABLE} (id int PRIMARY KEY, status text, amount numeric, created_at timestamptz)"
+            )
+            conn.cursor().executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s)", ROWS)
+
+    def move_on() -> None:
+        with connect() as conn:
+            conn.execute(f"UPDATE {TABLE} SET status = 'refunded' WHERE id = 1")
+            conn.cursor().executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s)", AFTER_BACKUP)
 
     def count() -> int:
         with connect() as conn:
@@ -142,77 +167,135 @@ def _seed_postgres(host: str, port: str, user: str, password: str, database: str
             ).fetchone()
             return int(row[0]) if row and row[1] else -1
 
-    return count
+    return Data(seed, move_on, count)
 
 
-def _seed_mysql(host: str, port: str, user: str, password: str, database: str) -> Callable[[], int]:
+def _mysql(settings: dict[str, str]) -> Data:
     import pymysql
 
-    def connect() -> Any:
-        return pymysql.connect(
-            host=host, port=int(port), user=user, password=password, database=database, autocommit=True
-        )
+    def execute(*statements: str, rows: list[tuple[Any, ...]] | None = None) -> int:
+        conn = pymysql.connect(
+            host=settings["HOST"], port=int(settings["PORT"]), user=settings["USER"], password=settings["PASSWORD"],
+            database=settings["DATABASE"], autocommit=True,
+        )  # fmt: skip
+        with conn, conn.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+            if rows is not None:
+                cursor.executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s)", rows)
+            found = cursor.fetchone() if rows is None else None
+            return int(found[0]) if found else 0
 
-    with connect() as conn, conn.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        cursor.execute(
-            f"CREATE TABLE {TABLE} (id int PRIMARY KEY, status text, amount decimal(10,2), created_at datetime)"
-        )
-        rows = [(*r[:3], r[3].replace(tzinfo=None)) for r in ROWS]
-        cursor.executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s)", rows)
+    def naive(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [(*r[:3], r[3].replace(tzinfo=None)) for r in rows]
 
     def count() -> int:
-        with connect() as conn, conn.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{EVIL}'")
-            if cursor.fetchone()[0]:
-                return -1
-            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status <> 'hacked'")
-            return int(cursor.fetchone()[0])
+        if execute(f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{EVIL}'"):
+            return -1
+        return execute(f"SELECT count(*) FROM {TABLE} WHERE status <> 'hacked'")
 
-    return count
+    return Data(
+        lambda: execute(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, status text, amount decimal(10,2), "
+                        "created_at datetime)", rows=naive(ROWS)),  # fmt: skip
+        lambda: execute(f"UPDATE {TABLE} SET status = 'refunded' WHERE id = 1", rows=naive(AFTER_BACKUP)),
+        count,
+    )
 
 
-def _seed_mongo(host: str, port: str, user: str, password: str, database: str) -> Callable[[], int]:
+def _mongo(settings: dict[str, str]) -> Data:
     import pymongo
 
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        host=host, port=int(port), username=user, password=password, authSource=database, directConnection=True
-    )
-    client[database][TABLE].drop()
-    client[database][TABLE].insert_many([{"id": i, "status": s, "amount": a, "created_at": t} for i, s, a, t in ROWS])
+    client_: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        host=settings["HOST"], port=int(settings["PORT"]), username=settings["USER"], password=settings["PASSWORD"],
+        authSource=settings["DATABASE"], directConnection=True,
+    )  # fmt: skip
+    database = client_[settings["DATABASE"]]
+
+    def documents(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        return [{"id": i, "status": s, "amount": a, "created_at": t} for i, s, a, t in rows]
+
+    def move_on() -> None:
+        database[TABLE].update_one({"id": 1}, {"$set": {"status": "refunded"}})
+        database[TABLE].insert_many(documents(AFTER_BACKUP))
 
     def count() -> int:
-        if EVIL in client[database].list_collection_names():
+        if EVIL in database.list_collection_names():
             return -1
-        return client[database][TABLE].count_documents({"status": {"$ne": "hacked"}})
+        return database[TABLE].count_documents({"status": {"$ne": "hacked"}})
 
-    return count
+    return Data(lambda: database[TABLE].insert_many(documents(ROWS)), move_on, count)
 
 
-SEEDS = {"PG": _seed_postgres, "MYSQL": _seed_mysql, "MONGO": _seed_mongo}
+@dataclass(frozen=True)
+class Data:
+    """The test data on one server: write it, change it as production would after the backup, count it."""
+
+    seed: Callable[[], object]
+    move_on: Callable[[], object]
+    count: Callable[[], int]
+
+
+DATA = {"PG": _postgres, "MYSQL": _mysql, "MONGO": _mongo}
 
 
 @pytest.fixture(scope="module")
-def seeded(databases: dict[str, dict[str, str]], sandbox: Sandbox) -> dict[str, Callable[[], int]]:
-    """Every server seeded; Services and credentials in the sandbox like a restored application's."""
-    counts = {
-        engine: SEEDS[engine](*(databases[engine][k] for k in ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")))
-        for engine in ENGINES
-    }
-    for engine in ENGINES.values():
-        sandbox.external_service(engine.service)
-        settings = databases[engine.key]
-        sandbox.secret(
-            f"{engine.service}-credentials", {"username": settings["USER"], "password": settings["PASSWORD"]}
-        )
-        sandbox.secret(f"{engine.service}-wrong", {"username": settings["USER"], "password": "not-the-password"})
-    return counts
+def restored(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, sandbox: Sandbox
+) -> Iterator[dict[str, Callable[[], int]]]:
+    """Production's servers seeded, backed up with their volumes and changed; the backup restored
+    into the module's sandbox, which then stands for production. Yields a count of each restored
+    server's test rows."""
+    production = create_namespace(core, "shop")
+    try:
+        apply(*(m for engine in ENGINES for m in servers.manifests(engine, production)))
+        for engine in ENGINES:
+            server = servers.SERVERS[engine]
+            ready_pod_ip(core, production, f"{server.service}-0")
+            wait_until(f"{engine} to take connections", _accepts(DATA[engine], servers.settings(engine, production)))
+            # Credentials that do not work, restored with the rest.
+            wrong = {"username": servers.USER, "password": "not-the-password"}
+            apply(servers.secret(production, f"{server.service}-wrong", wrong))
+        backup = back_up_with_volumes(custom, production)
+        for engine in ENGINES:
+            DATA[engine](servers.settings(engine, production)).move_on()
+        restore_into(custom, backup, {production: sandbox.namespace})
+        counts = {}
+        for engine in ENGINES:
+            ready_pod_ip(core, sandbox.namespace, f"{servers.SERVERS[engine].service}-0")
+            counts[engine] = DATA[engine](servers.settings(engine, sandbox.namespace)).count
+            assert DATA[engine](servers.settings(engine, production)).count() == len(ROWS) + len(AFTER_BACKUP)
+        sandbox.source = production
+        yield counts
+    finally:
+        sandbox.source = SOURCE
+        delete_namespace_and_wait(core, production)
+
+
+def _accepts(data: Callable[[dict[str, str]], Data], settings: dict[str, str]) -> Callable[[], bool]:
+    """A probe that seeds the server once it takes a connection (true when seeded)."""
+
+    def probe() -> bool:
+        try:
+            data(settings).seed()
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not yet"
+            if "already exists" in str(exc):
+                raise
+            return False
+        return True
+
+    return probe
 
 
 @pytest.fixture(params=list(ENGINES))
-def engine(request: pytest.FixtureRequest, seeded: dict[str, Callable[[], int]]) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, restored: dict[str, Callable[[], int]]) -> Iterator[Engine]:
     yield ENGINES[request.param]
-    assert seeded[request.param]() == len(ROWS), "the test data changed: a check wrote to the database"
+    assert restored[request.param]() == len(ROWS), "the test data changed: a check wrote to the database"
+
+
+@pytest.fixture
+def databases(restored: dict[str, Callable[[], int]], sandbox: Sandbox) -> dict[str, dict[str, str]]:
+    """Each restored server's settings (port, user, password, database; host in the sandbox)."""
+    return {engine: servers.settings(engine, sandbox.namespace) for engine in ENGINES}
 
 
 def check(engine: Engine, settings: dict[str, str], queries: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
@@ -365,8 +448,9 @@ def test_unreachable_server_is_an_error_after_retries(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
+    sandbox.external_service(LOOPBACK)
     spec = check(engine, databases[engine.key], queries_for(engine, {"count": {}}))
-    spec["serviceRef"]["port"] = closed_port
+    spec["serviceRef"] = {"name": LOOPBACK, "port": closed_port}
     started = time.monotonic()
     _, group = run_one(sandbox, spec, retries=1)
     assert 1.0 <= time.monotonic() - started < 12
@@ -399,8 +483,9 @@ def test_a_server_that_never_answers_does_not_hang_the_check(
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
+        sandbox.external_service(LOOPBACK)
         spec = check(engine, databases[engine.key], queries_for(engine, {"count": {}}), connectTimeoutSeconds=2)
-        spec["serviceRef"]["port"] = silent.getsockname()[1]
+        spec["serviceRef"] = {"name": LOOPBACK, "port": silent.getsockname()[1]}
         started = time.monotonic()
         _, group = run_one(sandbox, spec)
         assert time.monotonic() - started < 6
@@ -440,16 +525,17 @@ def test_restored_connection_string_naming_the_source_namespace(
     databases: dict[str, dict[str, str]],
     sandbox: Sandbox,
 ) -> None:
-    """A Secret as production had it (host in the SOURCE namespace) reaches the sandbox copy."""
+    """A Secret as production had it (host in the production namespace, which still runs) reaches
+    the sandbox copy: three paid orders are the backup's, production has two."""
     settings = databases[engine.key]
-    uri = _uri(engine, settings, f"{engine.service}.{SOURCE}.svc.cluster.local")
+    uri = _uri(engine, settings, f"{engine.service}.{sandbox.source}.svc.cluster.local")
     sandbox.secret(f"{engine.service}-app", {"DATABASE_URL": uri})
     spec = check(engine, settings, queries_for(engine, {"rows": {"expectedRows": 3}}))
     del spec["serviceRef"], spec["credentialsSecretRef"], spec["database"]
     spec["connectionString"] = {"secretRef": {"name": f"{engine.service}-app", "key": "DATABASE_URL"}}
     _, group = run_one(sandbox, spec)
     assert group["status"] == PASSED, group
-    assert group["message"].startswith(f"{engine.type} at localhost:{settings['PORT']}/")
+    assert group["message"].startswith(f"{engine.type} at {engine.service}.{sandbox.namespace}.svc"), group["message"]
 
 
 def test_missing_secret_key_and_service_are_named(databases: dict[str, dict[str, str]], sandbox: Sandbox) -> None:
@@ -462,7 +548,7 @@ def test_missing_secret_key_and_service_are_named(databases: dict[str, dict[str,
         ),
         "no-service": (
             {"serviceRef": {"name": "nowhere", "port": 5432}},
-            f"Service {sandbox.namespace}/nowhere not found (restored from namespace {SOURCE}",
+            f"Service {sandbox.namespace}/nowhere not found (restored from namespace {sandbox.source}",
         ),
         "not-restored": ({"serviceRef": {"name": "postgres", "namespace": "prod"}}, "namespace 'prod' is not restored"),
     }

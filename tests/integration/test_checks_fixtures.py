@@ -1,22 +1,17 @@
 """Fixtures for the health-check integration tests (imported by the ``test_checks_*`` modules).
 
-- ``sandbox``: a "sandbox" namespace and a "test" namespace on the test bed, with helpers to add
-  Secrets and ``ExternalName`` Services (pointing at ``localhost``, where the test-bed databases
-  and HTTP servers listen), and to build a test object whose checks run against them;
-- ``databases``: the connection settings of the servers ``e2e/testbed/databases.sh`` runs, from
-  the environment (``eval "$(e2e/testbed/databases.sh env)"``) or, failing that, by asking the
-  script; tests skip with the reason when the servers are not running.
+``sandbox``: a "sandbox" namespace and a "test" namespace on the test bed, with helpers to add
+Secrets and ``ExternalName`` Services (e.g. pointing at ``localhost``, where the HTTP test servers
+listen), and to build a test object whose checks run against them. The database tests restore
+real data into it (``test_checks_databases``).
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,10 +21,7 @@ from lazarus.checks import HealthCheckReport, run_health_checks
 from lazarus.kube.client import Rest
 from tests.integration.conftest import delete_namespace_and_wait
 
-ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "shop"  # the namespace "in the backup" that the sandbox stands for
-ENGINES = ("PG", "MYSQL", "MONGO")
-SETTINGS = ("HOST", "PORT", "USER", "PASSWORD", "DATABASE")
 
 
 @dataclass
@@ -41,10 +33,12 @@ class Sandbox:
     namespace: str
     test_namespace: str
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = SOURCE
+    """The namespace in the backup that ``namespace`` was restored from."""
 
     @property
     def mapping(self) -> dict[str, str]:
-        return {SOURCE: self.namespace}
+        return {self.source: self.namespace}
 
     def secret(self, name: str, data: dict[str, str], *, in_test_namespace: bool = False) -> None:
         namespace = self.test_namespace if in_test_namespace else self.namespace
@@ -95,30 +89,3 @@ def sandbox(api_client: client.ApiClient, core: client.CoreV1Api) -> Iterator[Sa
     finally:
         for name in names:
             delete_namespace_and_wait(core, name)
-
-
-def _from_script() -> dict[str, str]:
-    """``databases.sh env`` parsed, or {} when the servers are not running."""
-    script = ROOT / "e2e/testbed/databases.sh"
-    done = subprocess.run([str(script), "env"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        return {}
-    pairs = (line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    return {key: value for key, value in pairs}
-
-
-@pytest.fixture(scope="session")
-def databases() -> dict[str, dict[str, str]]:
-    """``{"PG": {"HOST": ..., "PORT": ...}, "MYSQL": ..., "MONGO": ...}``."""
-    wanted = [f"LAZARUS_{e}_{s}" for e in ENGINES for s in SETTINGS]
-    values = {k: os.environ[k] for k in wanted if k in os.environ}
-    if len(values) != len(wanted):
-        values = _from_script()
-    missing = [k for k in wanted if k not in values]
-    if missing:
-        pytest.skip(
-            "the test-bed databases are not running (no LAZARUS_PG_*/LAZARUS_MYSQL_*/LAZARUS_MONGO_* "
-            'settings): run `eval "$(e2e/testbed/databases.sh up)"` with the same LAZARUS_TESTBED_STATE '
-            "and LAZARUS_TESTBED_PORT_BASE"
-        )
-    return {e: {s: values[f"LAZARUS_{e}_{s}"] for s in SETTINGS} for e in ENGINES}

@@ -1,8 +1,9 @@
 """Cost and baselines against the real test bed, without the lifecycle controller.
 
-- Baselines: health checks run against real PostgreSQL and MariaDB (through a sandbox, like a
-  restored application's database); their figures are compared with a baseline stored in a real
-  ConfigMap; deleting half the rows, then dropping a column, is flagged; reset works.
+- Baselines: health checks run against real PostgreSQL and MariaDB restored by Velero (production
+  runs them as StatefulSets on PVCs; each backup takes the volumes and is restored into a sandbox);
+  their figures are compared with a baseline stored in a real ConfigMap; deleting half the rows,
+  then dropping a column, between backups is flagged; reset works.
 - Cost: real pods (kwok runs them) and a bound claim; ``measure_cost`` matches a computation from
   the objects' own timestamps and requests, and grows with size and duration.
 - Quota: the ResourceQuota and LimitRange bodies are accepted by the API server and refuse a pod
@@ -11,9 +12,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,8 +29,11 @@ from lazarus.cost import Cost, Prices, measure_cost
 from lazarus.cost.quota import sandbox_quota_objects
 from lazarus.kube.client import ApiError, Rest
 from lazarus.lifecycle.durations import format_time, parse_time
-from tests.integration.kube import unique_name, wait_until
+from tests.integration import database_servers as servers
+from tests.integration.conftest import delete_namespace_and_wait
+from tests.integration.kube import ON_KWOK, unique_name, wait_until
 from tests.integration.test_checks_fixtures import Sandbox
+from tests.integration.workloads import apply, back_up_with_volumes, create_namespace, ready_pod_ip, restore_into
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.integration.test_checks_fixtures"]
@@ -67,39 +73,82 @@ def _mysql(settings: dict[str, str]) -> Callable[[str], None]:
 ENGINES = {"PG": ("postgres", _postgres, "generate_series(1, 100)"), "MYSQL": ("mysql", _mysql, "seq_1_to_100")}
 
 
+@dataclass
+class Production:
+    """A production namespace whose database (StatefulSet on a PVC) holds ``ROWS`` orders."""
+
+    engine: str
+    namespace: str
+    execute: Callable[[str], None]
+    """Runs SQL on production's database."""
+    spec: dict[str, Any]
+    """The database check of the orders, as a test of a restored copy would name it."""
+
+
 @pytest.fixture(params=list(ENGINES))
-def database(
-    request: pytest.FixtureRequest, databases: dict[str, dict[str, str]], sandbox: Sandbox
-) -> Iterator[tuple[str, dict[str, Any], Callable[[str], None]]]:
-    """A real database with ``ROWS`` orders, reachable from the sandbox; its check spec."""
+def database(request: pytest.FixtureRequest, core: client.CoreV1Api) -> Iterator[Production]:
+    """Production with a real database of ``ROWS`` orders, and the check spec for its restored copies."""
     key = request.param
     type_, connect, series = ENGINES[key]
-    settings = databases[key]
-    execute = connect(settings)
-    execute(f"DROP TABLE IF EXISTS {TABLE}")
-    execute(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamp)")
-    if key == "PG":
-        execute(f"INSERT INTO {TABLE} SELECT i, 'c' || i, i * 1.5, now() FROM {series} AS i")
-    else:
-        execute(f"INSERT INTO {TABLE} SELECT seq, CONCAT('c', seq), seq * 1.5, now() FROM {series}")
-    service = f"bl-{type_}"
-    sandbox.external_service(service)
-    sandbox.secret(f"{service}-credentials", {"username": settings["USER"], "password": settings["PASSWORD"]})
-    spec = {
-        "name": "shop",
-        "type": type_,
-        "serviceRef": {"name": service, "port": int(settings["PORT"])},
-        "database": settings["DATABASE"],
-        "credentialsSecretRef": {"name": f"{service}-credentials"},
-        "queries": [
-            {"name": "count", "sql": f"SELECT count(*) FROM {TABLE}", "expectedRange": {"min": 1}},
-            {"name": "columns", "expectedColumns": ["id", "customer"],
-             "sql": f"SELECT column_name FROM information_schema.columns WHERE table_name = '{TABLE}'"},
-            {"name": "sample", "sql": f"SELECT * FROM {TABLE} ORDER BY id LIMIT 5"},
-        ],
-    }  # fmt: skip
-    yield key, spec, execute
-    execute(f"DROP TABLE IF EXISTS {TABLE}")
+    namespace = create_namespace(core, f"bl-{type_}")
+    try:
+        apply(*servers.manifests(key, namespace))
+        server = servers.SERVERS[key]
+        ready_pod_ip(core, namespace, f"{server.service}-0")
+        execute = connect(servers.settings(key, namespace))
+        create = f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamp)"
+        wait_until(f"{key} to take connections", lambda: _succeeds(execute, create))
+        if key == "PG":
+            execute(f"INSERT INTO {TABLE} SELECT i, 'c' || i, i * 1.5, now() FROM {series} AS i")
+        else:
+            execute(f"INSERT INTO {TABLE} SELECT seq, CONCAT('c', seq), seq * 1.5, now() FROM {series}")
+        spec = {
+            "name": "shop",
+            "type": type_,
+            "serviceRef": {"name": server.service, "port": server.port},
+            "database": servers.DATABASE,
+            "credentialsSecretRef": {"name": server.credentials_secret},
+            "queries": [
+                {"name": "count", "sql": f"SELECT count(*) FROM {TABLE}", "expectedRange": {"min": 1}},
+                {"name": "columns", "expectedColumns": ["id", "customer"],
+                 "sql": f"SELECT column_name FROM information_schema.columns WHERE table_name = '{TABLE}'"},
+                {"name": "sample", "sql": f"SELECT * FROM {TABLE} ORDER BY id LIMIT 5"},
+            ],
+        }  # fmt: skip
+        yield Production(key, namespace, execute, spec)
+    finally:
+        delete_namespace_and_wait(core, namespace)
+
+
+def _succeeds(execute: Callable[[str], None], statement: str) -> bool:
+    try:
+        execute(statement)
+    except Exception as exc:  # noqa: BLE001 - any driver error means "not yet"
+        if "already exists" in str(exc):
+            raise
+        return False
+    return True
+
+
+@pytest.fixture
+def restored_copy(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, sandbox: Sandbox
+) -> Iterator[Callable[[Production], Sandbox]]:
+    """Backs production up now (volumes included) and restores that backup into a new sandbox
+    namespace, its database ready; the sandbox standing for production. Removed afterwards."""
+    made: list[str] = []
+
+    def restore(production: Production) -> Sandbox:
+        backup = back_up_with_volumes(custom, production.namespace)
+        target = unique_name("lzc-sbx")
+        made.append(target)
+        restore_into(custom, backup, {production.namespace: target})
+        ready_pod_ip(core, target, f"{servers.SERVERS[production.engine].service}-0")
+        return dataclasses.replace(sandbox, namespace=target, source=production.namespace)
+
+    yield restore
+    for name in made:
+        delete_namespace_and_wait(core, name)
 
 
 def _tested(sandbox: Sandbox, spec: dict[str, Any], uid: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -126,13 +175,18 @@ def _decide(store: BaselineStore, test: dict[str, Any], health: dict[str, Any]) 
 
 
 def test_real_query_results_carry_their_figures_and_drift_is_flagged(
-    database: tuple[str, dict[str, Any], Callable[[str], None]], sandbox: Sandbox, api_client: client.ApiClient
-) -> None:
-    key, spec, execute = database
+    database: Production, restored_copy: Callable[[Production], Sandbox], sandbox: Sandbox,
+    api_client: client.ApiClient,
+) -> None:  # fmt: skip
+    """Each step tests a backup restored into a sandbox; production changes between backups (and,
+    after the first, before its copy is tested: the copy must hold the backup's rows)."""
+    key, spec, execute = database.engine, database.spec, database.execute
     store = BaselineStore(Rest(api_client), sandbox.test_namespace)
     store.reset(SOURCE)
 
-    first, health = _tested(sandbox, spec, f"first-{key.lower()}-0000")
+    full = restored_copy(database)
+    execute(f"DELETE FROM {TABLE} WHERE id % 2 = 0")  # half the rows, after the first backup
+    first, health = _tested(full, spec, f"first-{key.lower()}-0000")
     checks = {c["name"]: c for c in health["databases"][0]["checks"]}
     assert checks["count"]["value"] == ROWS and checks["count"]["rows"] == 1, checks
     assert checks["columns"]["names"] == ["created_at", "customer", "id", "total"]
@@ -140,11 +194,10 @@ def test_real_query_results_carry_their_figures_and_drift_is_flagged(
     status = _decide(store, first, health)
     assert status["result"] == "NoBaseline" and status["recorded"] is True, status
 
-    unchanged, health = _tested(sandbox, spec, f"again-{key.lower()}-0000")
+    unchanged, health = _tested(full, spec, f"again-{key.lower()}-0000")
     assert _decide(store, unchanged, health)["result"] == "Matched"
 
-    execute(f"DELETE FROM {TABLE} WHERE id % 2 = 0")  # half the rows
-    halved, health = _tested(sandbox, spec, f"halved-{key.lower()}-0000")
+    halved, health = _tested(restored_copy(database), spec, f"halved-{key.lower()}-0000")
     assert halved["status"]["phase"] == "Succeeded"  # the range check alone does not see it
     status = _decide(store, halved, health)
     assert halved["status"]["phase"] == "Failed" and status["result"] == "Drifted"
@@ -152,7 +205,8 @@ def test_real_query_results_carry_their_figures_and_drift_is_flagged(
                                    "message": "databases/shop/count: value 100 → 50 (-50%)"}]  # fmt: skip
 
     execute(f"ALTER TABLE {TABLE} DROP COLUMN total")
-    dropped, health = _tested(sandbox, spec, f"dropped-{key.lower()}-000")
+    dropped_copy = restored_copy(database)
+    dropped, health = _tested(dropped_copy, spec, f"dropped-{key.lower()}-000")
     status = _decide(store, dropped, health)
     assert {(f["type"], f["subject"]) for f in status["findings"]} == {
         ("ValueDropped", "databases/shop/count"),
@@ -162,7 +216,7 @@ def test_real_query_results_carry_their_figures_and_drift_is_flagged(
     assert store.load(SOURCE).snapshot.test_uid == f"again-{key.lower()}-0000"  # type: ignore[union-attr]
 
     assert store.reset(SOURCE) is True
-    after_reset, health = _tested(sandbox, spec, f"reset-{key.lower()}-00000")
+    after_reset, health = _tested(dropped_copy, spec, f"reset-{key.lower()}-00000")
     assert _decide(store, after_reset, health)["result"] == "NoBaseline"
     store.reset(SOURCE)
 
@@ -221,7 +275,10 @@ def _deployment(name: str, replicas: int, cpu: str, memory: str) -> client.V1Dep
             replicas=replicas,
             selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels), spec=client.V1PodSpec(containers=[container])
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(
+                    containers=[container], node_selector=ON_KWOK["nodeSelector"], tolerations=ON_KWOK["tolerations"]
+                ),
             ),
         ),
     )

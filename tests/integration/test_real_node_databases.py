@@ -15,7 +15,7 @@ from kubernetes import client
 
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import wait_until
-from tests.integration.test_real_node import _apply, _namespace, _running_ip, db_stateful_set
+from tests.integration.workloads import apply, create_namespace, ready_pod_ip, statefulset
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,12 @@ def _restarted(core: client.CoreV1Api, namespace: str) -> str:
             raise
 
     wait_until(f"pod {namespace}/db-0 replaced", replaced, timeout=60)
-    return _running_ip(core, namespace, "db-0")
+    return ready_pod_ip(core, namespace, "db-0")
 
 
 @pytest.fixture
 def namespace(core: client.CoreV1Api) -> Iterator[str]:
-    name = _namespace(core, "img-db")
+    name = create_namespace(core, "img-db")
     yield name
     delete_namespace_and_wait(core, name)
 
@@ -60,8 +60,8 @@ def test_mariadb_initialises_its_volume_and_keeps_the_rows(core: client.CoreV1Ap
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {"tcpSocket": {"port": 3306}, "periodSeconds": 2},
     }
-    _apply(db_stateful_set(namespace, container, "/var/lib/mysql", 999))
-    with _mariadb(_running_ip(core, namespace, "db-0")) as db, db.cursor() as cursor:
+    apply(*statefulset(namespace, "db", container, mount_path="/var/lib/mysql", fs_group=999, port=3306))
+    with _mariadb(ready_pod_ip(core, namespace, "db-0")) as db, db.cursor() as cursor:
         cursor.execute("CREATE TABLE orders (id INT PRIMARY KEY, item VARCHAR(40))")
         cursor.executemany("INSERT INTO orders VALUES (%s, %s)", ORDERS)
         db.commit()
@@ -86,8 +86,8 @@ def test_ferretdb_makes_the_user_and_keeps_the_documents(core: client.CoreV1Api,
         "env": [{"name": key, "value": value} for key, value in env.items()],
         "readinessProbe": {"httpGet": {"path": "/debug/readyz", "port": 8088}, "periodSeconds": 2},
     }
-    _apply(db_stateful_set(namespace, container, "/state", 65532))
-    with _mongo(_running_ip(core, namespace, "db-0")) as mongo:
+    apply(*statefulset(namespace, "db", container, mount_path="/state", fs_group=65532, port=27017))
+    with _mongo(ready_pod_ip(core, namespace, "db-0")) as mongo:
         mongo.shop.orders.insert_many([{"_id": key, "item": item} for key, item in ORDERS])
     address = _restarted(core, namespace)
     with _mongo(address) as mongo:

@@ -15,6 +15,8 @@ from kubernetes import client
 
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import (
+    KWOK_TAINT,
+    ON_KWOK,
     create_velero_object,
     unique_name,
     wait_backup_completed,
@@ -77,7 +79,8 @@ def production(core: client.CoreV1Api, apps: client.AppsV1Api) -> Iterator[dict[
 
 
 def _deployment(name: str, node_selector: dict[str, str] | None = None) -> client.V1Deployment:
-    """A one-replica Deployment; kwok makes its pod Ready if some node matches ``node_selector``."""
+    """A one-replica Deployment on the kwok node, which makes its pod Ready (unless ``node_selector``
+    adds labels that node does not have)."""
     labels = {"app": name}
     return client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
@@ -87,7 +90,8 @@ def _deployment(name: str, node_selector: dict[str, str] | None = None) -> clien
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(
-                    node_selector=node_selector,
+                    node_selector={**ON_KWOK["nodeSelector"], **(node_selector or {})},
+                    tolerations=[KWOK_TAINT],
                     containers=[client.V1Container(name=name, image=f"registry.invalid/{name}:1")],
                 ),
             ),
@@ -476,6 +480,8 @@ def test_side_effects_are_neutralised(
                         template=client.V1PodTemplateSpec(
                             spec=client.V1PodSpec(
                                 restart_policy="Never",
+                                node_selector=ON_KWOK["nodeSelector"],
+                                tolerations=[KWOK_TAINT],
                                 containers=[client.V1Container(name="m", image="registry.invalid/m:1")],
                             )
                         )

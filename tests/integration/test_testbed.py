@@ -11,6 +11,7 @@ from kubernetes import client
 
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.kube import (
+    ON_KWOK,
     create_velero_object,
     unique_name,
     wait_backup_completed,
@@ -32,7 +33,11 @@ def _app_objects(namespace: str) -> tuple[client.V1Deployment, client.V1ConfigMa
             selector=client.V1LabelSelector(match_labels=APP_LABELS),
             template=client.V1PodTemplateSpec(
                 metadata=meta(labels=APP_LABELS),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="shop", image="registry.invalid/shop:1")]),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="shop", image="registry.invalid/shop:1")],
+                    node_selector=ON_KWOK["nodeSelector"],
+                    tolerations=ON_KWOK["tolerations"],
+                ),
             ),
         ),
     )
@@ -133,6 +138,8 @@ def test_job_pod_completes(batch: client.BatchV1Api, namespace: str) -> None:
                 spec=client.V1PodSpec(
                     restart_policy="Never",
                     containers=[client.V1Container(name="check", image="registry.invalid/check:1")],
+                    node_selector=ON_KWOK["nodeSelector"],
+                    tolerations=ON_KWOK["tolerations"],
                 )
             ),
         ),

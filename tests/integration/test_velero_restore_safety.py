@@ -27,6 +27,7 @@ from lazarus.velero.resource_modifiers import SANDBOX_LABEL, resource_modifiers_
 from lazarus.velero.restore_results import restore_results
 from lazarus.velero.restore_spec import restore_body
 from tests.integration.kube import (
+    ON_KWOK,
     VELERO_NAMESPACE,
     create_velero_object,
     unique_name,
@@ -107,7 +108,7 @@ def _snapshot(rest: Rest, namespace: str) -> dict[str, str]:
 def _source_objects(namespace: str) -> list[tuple[str, dict[str, Any]]]:
     meta = {"namespace": namespace, "labels": APP}
     pod_template = {"metadata": {"labels": APP},
-                    "spec": {"containers": [{"name": "web", "image": "registry.invalid/shop:1"}]}}
+                    "spec": {"containers": [{"name": "web", "image": "registry.invalid/shop:1"}], **ON_KWOK}}
     return [
         ("/apis/apps/v1/namespaces/{ns}/deployments", {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", **meta},
@@ -116,7 +117,7 @@ def _source_objects(namespace: str) -> list[tuple[str, dict[str, Any]]]:
             "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly", **meta},
             # Once a year, so that the CronJob controller does not touch the source during the test.
             "spec": {"schedule": "0 0 1 1 *", "suspend": False, "jobTemplate": {"spec": {"template": {"spec": {
-                "restartPolicy": "Never",
+                "restartPolicy": "Never", **ON_KWOK,
                 "containers": [{"name": "job", "image": "registry.invalid/job:1"}]}}}}}}),
         ("/api/v1/namespaces/{ns}/services", {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": "internal", **meta},

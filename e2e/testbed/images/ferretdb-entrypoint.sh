@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entry point of the test bed's FerretDB image: the MongoDB wire protocol on FerretDB's SQLite
-# handler, data and state in /state (a volume), SCRAM authentication on (as databases.sh runs it).
+# handler, data and state in /state (a volume), SCRAM authentication on (--test-enable-new-auth,
+# as the host FerretDB of the former databases.sh ran: a wrong password is refused).
 # The user is made from FERRETDB_USER / FERRETDB_PASSWORD / FERRETDB_DATABASE (FerretDB's own
 # FERRETDB_SETUP_USERNAME / _PASSWORD / _DATABASE and the official MongoDB image's
 # MONGO_INITDB_ROOT_USERNAME / _PASSWORD and MONGO_INITDB_DATABASE work too; database default admin).
