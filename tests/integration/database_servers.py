@@ -9,9 +9,11 @@ Service and Secret, like any restored application's database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.integration.kube import wait_until
 from tests.integration.workloads import postgres, statefulset
 
 MARIADB_IMAGE = "localhost/lazarus-testbed/mariadb:10.11"
@@ -115,3 +117,21 @@ def settings(engine: str, namespace: str) -> dict[str, str]:
         "PASSWORD": server.password,
         "DATABASE": DATABASE,
     }
+
+
+def first_contact(engine: str, action: Callable[[], object], timeout: float = 60) -> None:
+    """Run ``action``, the first use of a new or just restored server, once the server takes it. A
+    pod is Ready before kube-proxy routes its Service and before the server accepts its user, so any
+    driver error is retried until ``timeout``; a write that half happened ("already exists") is
+    raised."""
+
+    def attempt() -> bool:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not yet"
+            if "already exists" in str(exc):
+                raise
+            return False
+        return True
+
+    wait_until(f"{engine} to take its first request", attempt, timeout=timeout, interval=0.5)

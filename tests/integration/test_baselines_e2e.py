@@ -111,7 +111,8 @@ def orders(core: client.CoreV1Api, production: dict[str, Any]) -> Callable[[str]
                              dbname=pg["DATABASE"], autocommit=True) as conn:
             conn.execute(statement)
 
-    execute(f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamptz)")
+    create = f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamptz)"
+    servers.first_contact("PG", lambda: execute(create))
     execute(f"INSERT INTO {TABLE} SELECT i, 'c' || i, i * 1.5, now() FROM generate_series(1, {ROWS}) AS i")
     return execute  # fmt: skip
 

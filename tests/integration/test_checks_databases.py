@@ -27,7 +27,6 @@ from kubernetes import client
 from lazarus.checks.results import ERROR, FAILED, PASSED
 from tests.integration import database_servers as servers
 from tests.integration.conftest import delete_namespace_and_wait
-from tests.integration.kube import wait_until
 from tests.integration.test_checks_fixtures import SOURCE, Sandbox
 from tests.integration.workloads import apply, back_up_with_volumes, create_namespace, ready_pod_ip, restore_into
 
@@ -251,7 +250,7 @@ def restored(
         for engine in ENGINES:
             server = servers.SERVERS[engine]
             ready_pod_ip(core, production, f"{server.service}-0")
-            wait_until(f"{engine} to take connections", _accepts(DATA[engine], servers.settings(engine, production)))
+            servers.first_contact(engine, DATA[engine](servers.settings(engine, production)).seed)
             # Credentials that do not work, restored with the rest.
             wrong = {"username": servers.USER, "password": "not-the-password"}
             apply(servers.secret(production, f"{server.service}-wrong", wrong))
@@ -263,27 +262,13 @@ def restored(
         for engine in ENGINES:
             ready_pod_ip(core, sandbox.namespace, f"{servers.SERVERS[engine].service}-0")
             counts[engine] = DATA[engine](servers.settings(engine, sandbox.namespace)).count
+            servers.first_contact(engine, counts[engine])
             assert DATA[engine](servers.settings(engine, production)).count() == len(ROWS) + len(AFTER_BACKUP)
         sandbox.source = production
         yield counts
     finally:
         sandbox.source = SOURCE
         delete_namespace_and_wait(core, production)
-
-
-def _accepts(data: Callable[[dict[str, str]], Data], settings: dict[str, str]) -> Callable[[], bool]:
-    """A probe that seeds the server once it takes a connection (true when seeded)."""
-
-    def probe() -> bool:
-        try:
-            data(settings).seed()
-        except Exception as exc:  # noqa: BLE001 - any driver error means "not yet"
-            if "already exists" in str(exc):
-                raise
-            return False
-        return True
-
-    return probe
 
 
 @pytest.fixture(params=list(ENGINES))

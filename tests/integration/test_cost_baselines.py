@@ -97,7 +97,7 @@ def database(request: pytest.FixtureRequest, core: client.CoreV1Api) -> Iterator
         ready_pod_ip(core, namespace, f"{server.service}-0")
         execute = connect(servers.settings(key, namespace))
         create = f"CREATE TABLE {TABLE} (id int PRIMARY KEY, customer text, total numeric(10,2), created_at timestamp)"
-        wait_until(f"{key} to take connections", lambda: _succeeds(execute, create))
+        servers.first_contact(key, lambda: execute(create))
         if key == "PG":
             execute(f"INSERT INTO {TABLE} SELECT i, 'c' || i, i * 1.5, now() FROM {series} AS i")
         else:
@@ -120,16 +120,6 @@ def database(request: pytest.FixtureRequest, core: client.CoreV1Api) -> Iterator
         delete_namespace_and_wait(core, namespace)
 
 
-def _succeeds(execute: Callable[[str], None], statement: str) -> bool:
-    try:
-        execute(statement)
-    except Exception as exc:  # noqa: BLE001 - any driver error means "not yet"
-        if "already exists" in str(exc):
-            raise
-        return False
-    return True
-
-
 @pytest.fixture
 def restored_copy(
     core: client.CoreV1Api, custom: client.CustomObjectsApi, sandbox: Sandbox
@@ -144,6 +134,8 @@ def restored_copy(
         made.append(target)
         restore_into(custom, backup, {production.namespace: target})
         ready_pod_ip(core, target, f"{servers.SERVERS[production.engine].service}-0")
+        copy = servers.settings(production.engine, target)
+        servers.first_contact(production.engine, lambda: ENGINES[production.engine][1](copy)("SELECT 1"))
         return dataclasses.replace(sandbox, namespace=target, source=production.namespace)
 
     yield restore
