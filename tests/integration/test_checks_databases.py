@@ -247,23 +247,24 @@ def restored(
     production = create_namespace(core, "shop")
     try:
         apply(*(m for engine in ENGINES for m in servers.manifests(engine, production)))
+        live = {engine: DATA[engine](servers.settings(engine, production)) for engine in ENGINES}
         for engine in ENGINES:
             server = servers.SERVERS[engine]
             ready_pod_ip(core, production, f"{server.service}-0")
-            servers.first_contact(engine, DATA[engine](servers.settings(engine, production)).seed)
+            servers.first_contact(engine, live[engine].seed)
             # Credentials that do not work, restored with the rest.
             wrong = {"username": servers.USER, "password": "not-the-password"}
             apply(servers.secret(production, f"{server.service}-wrong", wrong))
         backup = back_up_with_volumes(custom, production)
         for engine in ENGINES:
-            DATA[engine](servers.settings(engine, production)).move_on()
+            live[engine].move_on()
         restore_into(custom, backup, {production: sandbox.namespace})
         counts = {}
         for engine in ENGINES:
             ready_pod_ip(core, sandbox.namespace, f"{servers.SERVERS[engine].service}-0")
             counts[engine] = DATA[engine](servers.settings(engine, sandbox.namespace)).count
             servers.first_contact(engine, counts[engine])
-            assert DATA[engine](servers.settings(engine, production)).count() == len(ROWS) + len(AFTER_BACKUP)
+            assert live[engine].count() == len(ROWS) + len(AFTER_BACKUP)
         sandbox.source = production
         yield counts
     finally:
