@@ -97,6 +97,19 @@ stop() {
   rm -f "$f"
 }
 
+# pause NAME SECONDS: freeze NAME's process group (an unresponsive server: connections are
+# accepted by the kernel but nothing answers) and let it go on after SECONDS, whatever happens.
+pause() {
+  local name=$1 seconds=$2 pid
+  is_running "$name" || die "$name is not running"
+  pid=$(cat "$(pid_file "$name")")
+  # shellcheck disable=SC2064 # the PID is expanded now: the trap runs after this function returned
+  trap "kill -CONT -- -$pid 2>/dev/null || kill -CONT $pid" EXIT
+  log "pausing $name (pid $pid) for ${seconds}s"
+  kill -STOP -- "-$pid" 2>/dev/null || kill -STOP "$pid"
+  sleep "$seconds"
+}
+
 # wait_for NAME TIMEOUT_S CMD...: poll CMD until it succeeds; on failure show NAME's log tail.
 wait_for() {
   local name=$1 timeout=$2; shift 2

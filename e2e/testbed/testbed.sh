@@ -5,6 +5,7 @@
 #   testbed.sh down                stop every process it started (by PID) and remove its state
 #   testbed.sh status              list the components and whether each is running
 #   testbed.sh restart COMPONENT   stop and start one component (e.g. kube-apiserver)
+#   testbed.sh pause COMPONENT S   freeze one component for S seconds (SIGSTOP, then SIGCONT)
 #   testbed.sh kubeconfig          print the kubeconfig path
 #   testbed.sh exec CMD [ARG...]   run CMD with the cluster's DNS as its resolver (see cmd_exec)
 #
@@ -262,7 +263,8 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   restart) [ $# -eq 2 ] || die "usage: testbed.sh restart COMPONENT"; stop "$2"; start_component "$2" ;;
+  pause) [ $# -eq 3 ] || die "usage: testbed.sh pause COMPONENT SECONDS"; pause "$2" "$3" ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   exec) shift; cmd_exec "$@" ;;
-  *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -13,6 +13,7 @@ from kubernetes import client, config
 
 from tests.integration.install import apply, kubectl, overlay_additions
 from tests.integration.kube import unique_name, wait_until
+from tests.integration.restores_created import RestoresCreated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +50,14 @@ def batch(api_client: client.ApiClient) -> client.BatchV1Api:
 @pytest.fixture(scope="session")
 def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def restores_created(custom: client.CustomObjectsApi) -> Iterator[RestoresCreated]:
+    """Every Velero Restore created during the test (``RestoresCreated.of(test_uid)``)."""
+    recorder = RestoresCreated(custom).start()
+    yield recorder
+    recorder.stop()
 
 
 def delete_namespace_and_wait(core: client.CoreV1Api, name: str, timeout: float = 120.0) -> None:

@@ -16,15 +16,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from kubernetes import client
@@ -48,13 +44,15 @@ from lazarus.informers import (
 from lazarus.informers.reflector import PAGE_SIZE
 from lazarus.informers.transport import ListPage, WatchEvent, WatchStream
 from tests.integration.kube import wait_until
+from tests.integration.testbed_control import (
+    DEFAULT_PORT_BASE,
+    ETCD_PORT_OFFSET,
+    checked_testbed_env,
+    testbed,
+)
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTBED_SCRIPT = ROOT / "e2e" / "testbed" / "testbed.sh"
-DEFAULT_PORT_BASE = 26000  # testbed.sh's default, when LAZARUS_TESTBED_PORT_BASE is unset
-ETCD_PORT_OFFSET, APISERVER_PORT_OFFSET = 379, 443
 SYNC_TIMEOUT = 30.0
 EVENT_TIMEOUT = 30.0
 # After a restart the informer may be in a backoff of up to 30 s before it tries again.
@@ -206,27 +204,6 @@ def report(what: str, **figures: object) -> None:
 
 
 # --- the test bed under test -----------------------------------------------------------------------
-
-
-def checked_testbed_env(api_client: client.ApiClient) -> dict[str, str]:
-    """The environment naming the test bed, checked to be the one the tests talk to."""
-    if not TESTBED_SCRIPT.exists():
-        pytest.skip(f"{TESTBED_SCRIPT} not found: cannot act on the test bed")
-    env = dict(os.environ)
-    named = subprocess.run(
-        [str(TESTBED_SCRIPT), "kubeconfig"], env=env, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    port_base = int(env.get("LAZARUS_TESTBED_PORT_BASE", DEFAULT_PORT_BASE))
-    api_port = urlparse(api_client.configuration.host).port
-    if (
-        Path(named).resolve() != Path(os.environ["KUBECONFIG"]).resolve()
-        or api_port != port_base + APISERVER_PORT_OFFSET
-    ):
-        pytest.fail(
-            f"KUBECONFIG ({os.environ['KUBECONFIG']}, API port {api_port}) is not the test bed named by "
-            f"LAZARUS_TESTBED_STATE/LAZARUS_TESTBED_PORT_BASE ({named}, port base {port_base}): set them to match"
-        )
-    return env
 
 
 def etcd_call(env: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +417,7 @@ def test_informer_survives_kube_apiserver_restart(
     start_and_sync(informer, informers)
 
     began = time.monotonic()
-    subprocess.run([str(TESTBED_SCRIPT), "restart", "kube-apiserver"], env=env, check=True, timeout=240)
+    testbed(env, "restart", "kube-apiserver")
     back = time.monotonic()
     # At once: the informer is most likely still backing off since its watch broke.
     core.patch_namespaced_config_map("changes", namespace, {"data": {"v": "2"}})
@@ -505,7 +482,7 @@ def test_expired_resource_version_relists_and_delivers_tombstones(
     # them. A restarted API server starts its watch cache at the current revision, so it answers
     # a watch from an older one with 410 "too old resource version", and etcd has forgotten it too.
     revision = compact_etcd(env)
-    subprocess.run([str(TESTBED_SCRIPT), "restart", "kube-apiserver"], env=env, check=True, timeout=240)
+    testbed(env, "restart", "kube-apiserver")
     transport.gate.set()
 
     key = f"{namespace}/%s"

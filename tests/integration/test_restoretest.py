@@ -24,6 +24,7 @@ from tests.integration.kube import (
     wait_velero_phase,
 )
 from tests.integration.operator_process import OperatorProcess, start_operator
+from tests.integration.restores_created import RestoresCreated
 from tests.receivers import HttpReceiver
 
 pytestmark = pytest.mark.integration
@@ -194,6 +195,7 @@ def test_happy_path_restores_verifies_measures_and_cleans_up(
     custom: client.CustomObjectsApi,
     production: dict[str, Any],
     namespace: str,
+    restores_created: RestoresCreated,
 ) -> None:
     source = production["namespace"]
     _, test = _test_of_fresh_backup(custom, core, apps, production, namespace)
@@ -212,7 +214,7 @@ def test_happy_path_restores_verifies_measures_and_cleans_up(
     assert status["parity"]["restored"]["apps/Deployment"] == status["parity"]["expected"]["apps/Deployment"] == 1
     for condition in ("RestoreCompleted", "WorkloadsReady", "HealthChecksCompleted"):
         assert _condition(test, condition) == "True", condition
-    assert len(_restores_of(custom, test["metadata"]["uid"])) <= 1
+    assert len(restores_created.of(test["metadata"]["uid"])) == 1
 
     cleaned = wait_until(
         "cleanup",
