@@ -197,6 +197,20 @@ class LeaderElector:
         """True while this candidate holds the lease."""
         return self._leader.is_set()
 
+    def holds_lease(self) -> bool:
+        """True while leading on a lease this candidate renewed less than ``renew_deadline`` ago.
+
+        Asked before side effects: past the renew deadline this candidate is about to give up,
+        and a follower may take the lease once it expires.
+        """
+        observed = self._observed
+        return (
+            self._leader.is_set()
+            and observed is not None
+            and observed.holder_identity == self.config.identity
+            and self._clock.now() - self._observed_at < self.config.renew_deadline
+        )
+
     def keep_lease_on_stop(self) -> None:
         """Do not release the lease when ``stop`` comes: followers wait for it to expire."""
         self._keep_lease.set()

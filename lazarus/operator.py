@@ -33,7 +33,7 @@ import structlog
 from kubernetes import client
 
 from lazarus.clock import Clock, RealClock
-from lazarus.controllers.context import Context, ControllerFactory
+from lazarus.controllers.context import Context, ControllerFactory, Leadership
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
 from lazarus.kube.client import Rest, new_api_client
@@ -75,6 +75,7 @@ class Operator:
             settings,
             Rest(self._api),
             SharedInformerFactory.for_api_client(self._api, resync_period=settings.resync_period),
+            Leadership(elected=settings.leader_elect),
         )
         self._controllers = [factory(self.context) for factory in controllers]
         self._stop = threading.Event()
@@ -148,6 +149,7 @@ class Operator:
                     on_stopped_leading=self._on_stopped_leading,
                     clock=self._clock,
                 )
+                self.context.leadership.follow(self._elector.holds_lease)
                 self._elector_thread = threading.Thread(
                     target=self._elector.run, args=(self._stop_leading,), name="leader-election", daemon=True
                 )

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,7 @@ from lazarus.checks.results import (
     bounded,
     rollup,
 )
+from lazarus.daemonpool import DaemonPool
 from lazarus.kube.client import Rest
 
 log = structlog.get_logger(__name__)
@@ -215,12 +216,11 @@ def _execute(ctx: CheckContext, tasks: list[_Task], timeout: float, max_parallel
     """Run ``tasks`` on a bounded pool; return their results in order, by the deadline at the latest."""
     if not tasks:
         return []
-    executor = ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(tasks))), thread_name_prefix="lazarus-check")
-    try:
-        futures: list[Future[Result]] = [executor.submit(_guarded, ctx, task) for task in tasks]
-        done, _ = wait(futures, timeout=max(ctx.remaining(), 0.0))
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+    executor = DaemonPool(max(1, min(max_parallel, len(tasks))), "lazarus-check")
+    futures: list[Future[Result]] = [executor.submit(_guarded, ctx, task) for task in tasks]
+    done, _ = wait(futures, timeout=max(ctx.remaining(), 0.0))
+    for future in futures:
+        future.cancel()  # those still waiting for a slot never start; running ones end on their own
     reason = f"did not finish within the overall health-check timeout of {timeout:g}s"
     return [f.result() if f in done else task.error(reason) for f, task in zip(futures, tasks, strict=True)]
 

@@ -48,7 +48,7 @@ from tests.integration.testbed_control import (
     DEFAULT_PORT_BASE,
     ETCD_PORT_OFFSET,
     checked_testbed_env,
-    testbed,
+    run_testbed,
 )
 
 pytestmark = pytest.mark.integration
@@ -417,7 +417,7 @@ def test_informer_survives_kube_apiserver_restart(
     start_and_sync(informer, informers)
 
     began = time.monotonic()
-    testbed(env, "restart", "kube-apiserver")
+    run_testbed(env, "restart", "kube-apiserver")
     back = time.monotonic()
     # At once: the informer is most likely still backing off since its watch broke.
     core.patch_namespaced_config_map("changes", namespace, {"data": {"v": "2"}})
@@ -482,7 +482,7 @@ def test_expired_resource_version_relists_and_delivers_tombstones(
     # them. A restarted API server starts its watch cache at the current revision, so it answers
     # a watch from an older one with 410 "too old resource version", and etcd has forgotten it too.
     revision = compact_etcd(env)
-    testbed(env, "restart", "kube-apiserver")
+    run_testbed(env, "restart", "kube-apiserver")
     transport.gate.set()
 
     key = f"{namespace}/%s"

@@ -42,6 +42,6 @@ def checked_testbed_env(api_client: client.ApiClient) -> dict[str, str]:
     return env
 
 
-def testbed(env: dict[str, str], *args: str, timeout: float = 240) -> None:
+def run_testbed(env: dict[str, str], *args: str, timeout: float = 240) -> None:
     """Run ``testbed.sh ARGS`` on the checked bed (``checked_testbed_env``)."""
     subprocess.run([str(TESTBED_SCRIPT), *args], env=env, check=True, timeout=timeout)

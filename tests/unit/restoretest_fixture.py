@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lazarus.controllers.context import Context
+from lazarus.controllers.context import Context, Leadership
 from lazarus.controllers.restoretest import RestoreTestReconciler
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER
@@ -135,7 +135,13 @@ class InlineExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        call = lambda: future.set_result(fn(*args, **kwargs))  # noqa: E731
+
+        def call() -> None:
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except Exception as exc:  # noqa: BLE001 - handed to whoever takes the result, as a pool does
+                future.set_exception(exc)
+
         if self.hold:
             self.pending.append((future, call))
         else:
@@ -194,8 +200,12 @@ class Fixture:
         self.executor = InlineExecutor()
         options: dict[str, Any] = {"namespace": "lazarus-system", "identity": "unit", "velero_namespace": "velero",
                                    "max_concurrent_tests": 2, **settings}  # fmt: skip
+        self.leading = True  # whether this replica holds the lease (a test may take it away)
+        leadership = Leadership(elected=True)
+        leadership.follow(lambda: self.leading)
         self.context = Context(Settings(**options), self.rest,  # type: ignore[arg-type]
-                               SharedInformerFactory(lister_watcher=None))  # type: ignore[arg-type]  # never started
+                               SharedInformerFactory(lister_watcher=None),  # type: ignore[arg-type]  # never started
+                               leadership)  # fmt: skip
         self.reconciler = RestoreTestReconciler(self.context, now=lambda: self.now, clock=self.clock,
                                                 check_executor=self.executor)  # fmt: skip
         self.reader = FakeReader()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import lazarus.checks.job
 import lazarus.checks.runner
 from lazarus.checks import run_health_checks
 from lazarus.checks.results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, CustomResult, GroupResult
+from lazarus.daemonpool import DaemonPool
 from tests.unit.test_checks_fakes import SANDBOX, SOURCE, FakeRest, make_test
 from tests.unit.test_crds import generate, validate
 from tests.waiting import JOIN_TIMEOUT
@@ -115,18 +115,37 @@ def test_nothing_raises_and_every_missing_thing_is_named() -> None:
     assert "s3cr3t" not in str(report)
 
 
+def test_check_threads_do_not_hold_up_the_process_exit() -> None:
+    """A check that never ends leaves no thread that interpreter exit would join."""
+    release = threading.Event()
+
+    def endless(ctx: Any, spec: dict[str, Any], *, named: bool, engine: Any = None) -> GroupResult:
+        release.wait()
+        return GroupResult(PASSED, "ok")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lazarus.checks.database, "run_database_check", endless)
+        checks = {"databases": [db_spec("db")], "timeout": 0.2}
+        report = run_health_checks(FakeRest(), make_test(checks), MAPPING)  # type: ignore[arg-type]
+    try:
+        assert not report.passed
+        assert [t.daemon for t in threading.enumerate() if t.name == "lazarus-check"] == [True]
+    finally:
+        release.set()
+
+
 def test_checks_run_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     """Six checks, at most three at a time (a pool of three), in two rounds of three: each check
     waits at a barrier for three, which opens only when three run at once (else it breaks, and
     the check errs)."""
     pools: list[int] = []
 
-    class RecordingPool(ThreadPoolExecutor):
-        def __init__(self, max_workers: int, **options: Any) -> None:
+    class RecordingPool(DaemonPool):
+        def __init__(self, max_workers: int, name: str) -> None:
             pools.append(max_workers)
-            super().__init__(max_workers, **options)
+            super().__init__(max_workers, name)
 
-    monkeypatch.setattr(lazarus.checks.runner, "ThreadPoolExecutor", RecordingPool)
+    monkeypatch.setattr(lazarus.checks.runner, "DaemonPool", RecordingPool)
     running, peak = 0, 0
     lock = threading.Lock()
     three_at_once = threading.Barrier(3, timeout=JOIN_TIMEOUT)

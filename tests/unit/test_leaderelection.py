@@ -218,3 +218,29 @@ def test_a_leader_whose_connection_stays_down_gives_up_at_the_renew_deadline() -
     assert "a stopped" in events and not a.is_leader()
     assert lease.gets == 6  # tries at 0, 2, 4, 6, 8; none at the deadline
     assert LeaderElectionConfig.renew_deadline <= clock.now() < LeaderElectionConfig.lease_duration
+
+
+def test_the_lease_is_held_for_side_effects_only_within_the_renew_deadline_of_the_last_renewal() -> None:
+    lease, clock, events = MemoryLease(), FakeClock(), []
+    a, b = _elector("a", lease, clock, events), _elector("b", lease, clock, events)
+    assert not a.holds_lease()  # not leading yet
+    assert a._try_acquire_or_renew(clock.now() + 10)
+    a._leader.set()  # as run() does once acquired
+    assert a.holds_lease()
+    clock.step(9.9)
+    assert a.holds_lease()
+    clock.step(0.2)  # 10 s (the renew deadline) without a renewal: about to give up
+    assert not a.holds_lease()
+    assert a._try_acquire_or_renew(clock.now() + 10)
+    assert a.holds_lease()
+    assert not b.holds_lease()
+
+
+def test_a_leader_that_observes_another_holder_does_not_hold_the_lease() -> None:
+    lease, clock, events = MemoryLease(), FakeClock(), []
+    a = _elector("a", lease, clock, events)
+    assert a._try_acquire_or_renew(clock.now() + 10)
+    a._leader.set()
+    lease.record = LeaseRecord("b", 15, None, None, 1)  # someone took it (a's clock was stopped, say)
+    assert not a._try_acquire_or_renew(clock.now() + 10)
+    assert not a.holds_lease()

@@ -53,6 +53,15 @@ def test_a_finished_test_is_reported_once() -> None:
     assert ("Normal", "RestoreTestSucceeded") in fx.rest.events()
 
 
+def test_a_replica_without_the_lease_does_not_report() -> None:
+    test = finished()
+    del test["status"]["notifications"]
+    fx = with_objects(test)
+    fx.leading = False
+    fx.sync()
+    assert fx.rest.status_patches() == [] and fx.rest.events() == [] and deletes(fx) == []
+
+
 def test_cleanup_deletes_the_sandbox_and_the_restore_with_uid_preconditions() -> None:
     fx = with_objects(finished())
     fx.sync()

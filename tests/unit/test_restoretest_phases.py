@@ -13,8 +13,9 @@ from lazarus.baseline import BaselineCheck
 from lazarus.checks.runner import HealthCheckReport
 from lazarus.controllers.base import MAX_PROGRAMMING_RETRIES
 from lazarus.controllers.restoretest import controller as controller_module
-from lazarus.controllers.restoretest.checkruns import DaemonPool
+from lazarus.controllers.restoretest.checkruns import NotLeading
 from lazarus.cost import Cost, CostLimit, Prices, Resources
+from lazarus.daemonpool import DaemonPool
 from lazarus.informers import BACKUPS, DEPLOYMENTS, LAZARUS_RESTORE_TESTS, NAMESPACE_INDEX, NAMESPACES, RESTORES
 from lazarus.kube.client import ApiError
 from lazarus.velero.backup_contents import backup_contents_from_map
@@ -255,6 +256,29 @@ def test_checks_run_off_the_worker_and_their_completion_brings_the_key_back(chec
     fx.sync()
     assert only_status(fx)["phase"] == Phase.SUCCEEDED
     assert checks["runs"] == 1
+
+
+def test_checks_start_only_while_this_replica_holds_the_lease(checks: dict[str, Any]) -> None:
+    fx = checking()
+    fx.leading = False
+    fx.sync()
+    assert checks["runs"] == 0 and fx.rest.writes() == [] and fx.queued() == []
+    fx.leading = True
+    check(fx)
+    assert checks["runs"] == 1 and only_status(fx)["phase"] == Phase.SUCCEEDED
+
+
+def test_a_run_that_waited_for_a_slot_does_not_start_once_the_lease_is_gone(checks: dict[str, Any]) -> None:
+    fx = checking()
+    fx.executor.hold = True  # submitted while leading; its thread starts later
+    fx.sync()
+    fx.leading = False
+    fx.executor.release()
+    assert checks["runs"] == 0
+    assert fx.queued() == ["team-a/shop-check"]
+    with pytest.raises(NotLeading):
+        fx.sync()  # the run is dropped: a next leader starts it anew
+    assert fx.rest.status_patches() == []
 
 
 def test_a_drift_that_only_warns_is_an_event_on_a_succeeded_test(checks: dict[str, Any]) -> None:

@@ -10,9 +10,13 @@ under its name starts afresh); ``forget`` is called once the verdict is written 
 is deleted (a result still to come is then discarded). A run lost with the process is simply started again by
 the next leader: checks only read, and a custom check's Job is adopted by name.
 
-The pool's threads are daemon threads (``DaemonPool``): a ``concurrent.futures.ThreadPoolExecutor``
-is joined at interpreter exit, so a check still running would hold up the exit after SIGTERM's
-drain for as long as the check lasts, past the Deployment's grace period.
+A run starts only while ``may_start()`` says this replica holds the lease, asked when the run
+is submitted and again when its thread starts (it may have waited for a free slot meanwhile): a
+replica that is shutting down, or about to lose the lease, starts no check that the next leader
+would run at the same time.
+
+The pool's threads are daemon threads (``lazarus.daemonpool``), as are the runner's own, so a
+check still running does not hold up the exit after SIGTERM's drain.
 """
 
 from __future__ import annotations
@@ -20,52 +24,44 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any
 
 from lazarus.checks.runner import HealthCheckReport
 
 
-class DaemonPool(Executor):
-    """Runs each submitted call on a daemon thread of its own, at most ``max_workers`` at once."""
-
-    def __init__(self, max_workers: int, name: str) -> None:
-        self._slots = threading.BoundedSemaphore(max_workers)
-        self._name = name
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Start ``fn(*args, **kwargs)`` (it waits for a free slot); its Future."""
-        future: Future[Any] = Future()
-
-        def run() -> None:
-            with self._slots:
-                if not future.set_running_or_notify_cancel():
-                    return
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the result
-                    future.set_exception(exc)
-
-        threading.Thread(target=run, name=self._name, daemon=True).start()
-        return future
+class NotLeading(RuntimeError):
+    """A check run was not started: this replica no longer holds the lease."""
 
 
 class CheckRuns:
     """The running and finished check runs of tests, on ``executor``."""
 
-    def __init__(self, executor: Executor, on_done: Callable[[str], None]) -> None:
-        """``on_done(key)`` is called (on the pool's thread) when the run of ``key`` has finished."""
+    def __init__(
+        self, executor: Executor, on_done: Callable[[str], None], may_start: Callable[[], bool]
+    ) -> None:
+        """``on_done(key)`` is called (on the pool's thread) when the run of ``key`` has finished;
+        ``may_start()``: whether this replica may start a run now (leadership)."""
         self._executor = executor
         self._on_done = on_done
+        self._may_start = may_start
         self._lock = threading.Lock()
         self._runs: dict[str, tuple[str, Future[HealthCheckReport]]] = {}
 
     def result(self, key: str, uid: str, run: Callable[[], HealthCheckReport]) -> HealthCheckReport | None:
         """The report of the finished run of test ``key``/``uid``, or None while it runs (started
-        now if none was). A run that raised re-raises here, and is dropped: the retry starts anew."""
+        now if none was and ``may_start()``). A run that raised re-raises here, and is dropped:
+        the retry starts anew."""
+
+        def guarded() -> HealthCheckReport:
+            if not self._may_start():
+                raise NotLeading("the health checks were not started: this replica no longer holds the lease")
+            return run()
+
         with self._lock:
             current = self._runs.get(key)
             if current is None or current[0] != uid:
-                future = self._executor.submit(run)
+                if not self._may_start():
+                    return None  # the next leader runs them
+                future = self._executor.submit(guarded)
                 self._runs[key] = (uid, future)
                 future.add_done_callback(lambda _f: self._on_done(key))
                 return None

@@ -25,7 +25,7 @@ from lazarus.clock import Clock, RealClock
 from lazarus.controllers.base import Controller
 from lazarus.controllers.context import Context
 from lazarus.controllers.restoretest import admission, checking, reporting, restoring, verifying
-from lazarus.controllers.restoretest.checkruns import CheckRuns, DaemonPool
+from lazarus.controllers.restoretest.checkruns import CheckRuns
 from lazarus.controllers.restoretest.creating import Creator
 from lazarus.controllers.restoretest.decisions import Advance, Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER, Deleter
@@ -37,6 +37,7 @@ from lazarus.controllers.restoretest.view import TestView
 from lazarus.controllers.restoretest.writing import Writer
 from lazarus.controllers.workqueue import RateLimitingQueue
 from lazarus.cost import GUARD_INTERVAL, CostGuard, planned_requests, prices_of
+from lazarus.daemonpool import DaemonPool
 from lazarus.kube.events import WARNING, EventRecorder
 from lazarus.lifecycle.diagnostics import collect as collect_diagnostics
 from lazarus.lifecycle.durations import format_time, parse_time
@@ -78,7 +79,8 @@ class RestoreTestReconciler:
         self._clock_now = self._clock.now
         self._restores_created: dict[str, float] = {}  # test key → when this process created its Restore
         pool = check_executor or DaemonPool(settings.workers, "restoretest-checks")
-        self.check_runs = CheckRuns(pool, self.controller.queue.add)
+        self.leadership = context.leadership
+        self.check_runs = CheckRuns(pool, self.controller.queue.add, self.leadership.held)
         self.creator = Creator(context.rest, settings.velero_namespace, settings.namespace,
                                self.cache.sandboxes.store.get_by_key)  # fmt: skip
         self.deleter = Deleter(context.rest, settings.velero_namespace)
@@ -133,6 +135,8 @@ class RestoreTestReconciler:
             view = TestView.of(self.deleter.set_finalizers(view.obj, [*(metadata.get("finalizers") or []), FINALIZER]))
         if view.phase in (Phase.SUCCEEDED, Phase.FAILED):
             if not reporting.reported(view):
+                if not self.leadership.held():
+                    return  # notifications go out under a held lease only: the next leader reports
                 view = TestView.of(self.reporter.report(view, self.cache.backup(view.spec.backup_name), self._now()))
             self.finisher.clean_up(view)
             self.finisher.retain(view)

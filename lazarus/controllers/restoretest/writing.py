@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from lazarus.api.v1alpha1 import Phase
 from lazarus.controllers.restoretest.decisions import Advance, Decision, Fail, RequeueAfter, Wait
 from lazarus.controllers.restoretest.view import TestView
@@ -14,6 +16,8 @@ from lazarus.kube.client import ApiError
 from lazarus.kube.conditions import TRUE
 from lazarus.kube.events import WARNING
 from lazarus.lifecycle.status import StatusWriter
+
+log = structlog.get_logger(__name__)
 
 # Event reason: the API server refused a call of this test's sync (RBAC).
 FORBIDDEN = "Forbidden"
@@ -36,11 +40,14 @@ class Writer:
         """Act on a phase function's decision (None: nothing to do)."""
         test = dict(view.obj)
         if isinstance(decision, Fail):
+            log.info("test failed", reason=decision.reason, message=decision.message)
             self._status.fail(test, decision.reason, decision.message, extra=dict(decision.extra))
         elif isinstance(decision, Wait):
             if view.phase != Phase.PENDING or view.status.get("reason") != decision.reason:
+                log.info("test waiting", reason=decision.reason, message=decision.message)
                 self._status.transition(test, Phase.PENDING, decision.reason, decision.message)
         elif isinstance(decision, Advance):
+            log.info("test moving on", to=decision.phase, reason=decision.reason)
             condition = (decision.condition, TRUE) if decision.condition is not None else None
             self._status.transition(test, decision.phase, decision.reason, decision.message, condition=condition,
                                     extra=dict(decision.extra))  # fmt: skip
