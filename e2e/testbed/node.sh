@@ -79,8 +79,16 @@ node_restore_host() {
   log "restoring the host (netfilter, ipsets, sysctls, mounts, bridge, cgroups)"
   local line name value
   # Mounts first (kubelet's shared bind mount of its root dir, pod volumes, containerd's rootfs).
-  awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r line; do
-    umount -l "$line" 2>/dev/null || true
+  # Unmounting a shared mount's peer can bring a propagated copy back for a moment: go over the
+  # list again until none is left.
+  local pass
+  for pass in 1 2 3 4 5; do
+    awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r line; do
+      umount -l "$line" 2>/dev/null || true
+    done
+    awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {found=1} END {exit !found}' /proc/self/mounts || break
+    [ "$pass" = 5 ] && log "WARNING: mounts under $TESTBED_STATE are left: $(grep -c "$TESTBED_STATE/" /proc/self/mounts)"
+    sleep 1
   done
   for line in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
     [ "$(cat "/sys/class/net/$line/master/ifindex" 2>/dev/null)" = "$(cat "/sys/class/net/$NODE_BRIDGE/ifindex" 2>/dev/null)" ] \
