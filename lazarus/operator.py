@@ -33,7 +33,7 @@ import structlog
 from kubernetes import client
 
 from lazarus.clock import Clock, RealClock
-from lazarus.controllers.context import Context, ControllerFactory, Leadership
+from lazarus.controllers.context import Context, ControllerFactory
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
 from lazarus.kube.client import Rest, new_api_client
@@ -75,7 +75,7 @@ class Operator:
             settings,
             Rest(self._api),
             SharedInformerFactory.for_api_client(self._api, resync_period=settings.resync_period),
-            Leadership(elected=settings.leader_elect),
+            self._leading,
         )
         self._controllers = [factory(self.context) for factory in controllers]
         self._stop = threading.Event()
@@ -89,6 +89,13 @@ class Operator:
         self._stop_leading = threading.Event()
         self._elector_thread: threading.Thread | None = None
         self._exit_status = 0
+
+    def _leading(self) -> bool:
+        """Whether this replica may act: always when it is the only one (no leader election);
+        else only on a lease it holds and renewed in time, and not before the elector exists."""
+        if not self.settings.leader_elect:
+            return True
+        return self._elector is not None and self._elector.holds_lease()
 
     def _informers(self) -> list[SharedInformer]:
         return self.context.informers.informers()
@@ -149,7 +156,6 @@ class Operator:
                     on_stopped_leading=self._on_stopped_leading,
                     clock=self._clock,
                 )
-                self.context.leadership.follow(self._elector.holds_lease)
                 self._elector_thread = threading.Thread(
                     target=self._elector.run, args=(self._stop_leading,), name="leader-election", daemon=True
                 )

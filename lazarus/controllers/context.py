@@ -11,36 +11,16 @@ from lazarus.kube.client import Rest
 from lazarus.settings import Settings
 
 
-class Leadership:
-    """Whether this replica may act now: asked just before a side effect that no two replicas may
-    make at once (starting a test's checks, sending its notifications).
-
-    With leader election, the answer is the elector's (``follow``), and no until there is one:
-    fail closed. Without it (``elected=False``: the only replica), always yes.
-    """
-
-    def __init__(self, elected: bool) -> None:
-        self._elected = elected
-        self._holds: Callable[[], bool] | None = None
-
-    def follow(self, holds: Callable[[], bool]) -> None:
-        """Take the answer from ``holds`` (the elector's ``holds_lease``)."""
-        self._holds = holds
-
-    def held(self) -> bool:
-        if not self._elected:
-            return True
-        return self._holds is not None and self._holds()
-
-
 @dataclass(frozen=True)
 class Context:
-    """The process's settings, REST client, shared informer factory and leadership."""
+    """The process's settings, REST client and shared informer factory; ``leading()``: whether
+    this replica may act now, asked just before a side effect no two replicas may make at once
+    (starting a test's checks, sending its notifications)."""
 
     settings: Settings
     rest: Rest
     informers: SharedInformerFactory
-    leadership: Leadership
+    leading: Callable[[], bool]
 
 
 ControllerFactory = Callable[[Context], Controller]

@@ -13,9 +13,8 @@ from typing import Any
 
 from kubernetes import client, watch
 
+from lazarus.sandbox import TEST_UID_LABEL
 from tests.integration.kube import VELERO_GROUP, VELERO_NAMESPACE, VELERO_VERSION
-
-TEST_UID_LABEL = "lazarus.io/test-uid"
 
 
 class RestoresCreated:

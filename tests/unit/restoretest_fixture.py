@@ -14,7 +14,7 @@ from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lazarus.controllers.context import Context, Leadership
+from lazarus.controllers.context import Context
 from lazarus.controllers.restoretest import RestoreTestReconciler
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER
@@ -201,11 +201,9 @@ class Fixture:
         options: dict[str, Any] = {"namespace": "lazarus-system", "identity": "unit", "velero_namespace": "velero",
                                    "max_concurrent_tests": 2, **settings}  # fmt: skip
         self.leading = True  # whether this replica holds the lease (a test may take it away)
-        leadership = Leadership(elected=True)
-        leadership.follow(lambda: self.leading)
         self.context = Context(Settings(**options), self.rest,  # type: ignore[arg-type]
                                SharedInformerFactory(lister_watcher=None),  # type: ignore[arg-type]  # never started
-                               leadership)  # fmt: skip
+                               lambda: self.leading)  # fmt: skip
         self.reconciler = RestoreTestReconciler(self.context, now=lambda: self.now, clock=self.clock,
                                                 check_executor=self.executor)  # fmt: skip
         self.reader = FakeReader()

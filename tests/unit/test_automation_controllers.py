@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from lazarus.controllers.backuptrigger import BackupTriggerReconciler, group_key
 from lazarus.controllers.base import PermanentError
-from lazarus.controllers.context import Context, Leadership
+from lazarus.controllers.context import Context
 from lazarus.controllers.policy import PolicyReconciler
 from lazarus.informers import (
     BACKUP_TEST_POLICIES,
@@ -64,7 +64,7 @@ class FakeRest:
 def make_context(rest: FakeRest) -> Context:
     settings = Settings(namespace="lazarus-system", identity="unit", velero_namespace="velero")
     informers = SharedInformerFactory(lister_watcher=None)  # type: ignore[arg-type]  # never started
-    return Context(settings, rest, informers, Leadership(elected=False))  # type: ignore[arg-type]
+    return Context(settings, rest, informers, leading=lambda: True)  # type: ignore[arg-type]
 
 
 def preload(context: Context, resource: Any, *objects: dict[str, Any]) -> None:

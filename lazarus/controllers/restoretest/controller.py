@@ -79,8 +79,8 @@ class RestoreTestReconciler:
         self._clock_now = self._clock.now
         self._restores_created: dict[str, float] = {}  # test key → when this process created its Restore
         pool = check_executor or DaemonPool(settings.workers, "restoretest-checks")
-        self.leadership = context.leadership
-        self.check_runs = CheckRuns(pool, self.controller.queue.add, self.leadership.held)
+        self._leading = context.leading
+        self.check_runs = CheckRuns(pool, self.controller.queue.add, context.leading)
         self.creator = Creator(context.rest, settings.velero_namespace, settings.namespace,
                                self.cache.sandboxes.store.get_by_key)  # fmt: skip
         self.deleter = Deleter(context.rest, settings.velero_namespace)
@@ -135,7 +135,7 @@ class RestoreTestReconciler:
             view = TestView.of(self.deleter.set_finalizers(view.obj, [*(metadata.get("finalizers") or []), FINALIZER]))
         if view.phase in (Phase.SUCCEEDED, Phase.FAILED):
             if not reporting.reported(view):
-                if not self.leadership.held():
+                if not self._leading():
                     return  # notifications go out under a held lease only: the next leader reports
                 view = TestView.of(self.reporter.report(view, self.cache.backup(view.spec.backup_name), self._now()))
             self.finisher.clean_up(view)
