@@ -61,10 +61,16 @@ class FakeRest:
         return [(b["involvedObject"]["name"], b["type"], b["reason"]) for b in self.writes("POST", "/events")]
 
 
+def holds_the_lease() -> bool:
+    """The ``Context.leading`` of these tests: the only replica, always leading (these controllers
+    do not ask it; the restore-test fixture tests a replica that loses the lease)."""
+    return True
+
+
 def make_context(rest: FakeRest) -> Context:
     settings = Settings(namespace="lazarus-system", identity="unit", velero_namespace="velero")
     informers = SharedInformerFactory(lister_watcher=None)  # type: ignore[arg-type]  # never started
-    return Context(settings, rest, informers, leading=lambda: True)  # type: ignore[arg-type]
+    return Context(settings, rest, informers, leading=holds_the_lease)  # type: ignore[arg-type]
 
 
 def preload(context: Context, resource: Any, *objects: dict[str, Any]) -> None:
