@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from bench import backup_trigger, cold_sync, event_latency, idle_rss, restore_test, workqueue
+from bench.cluster import install_prerequisites
 from bench.measure import Benchmark, Figure, progress
 from lazarus.logconfig import configure
 
@@ -108,6 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure("warning", json_output=True)  # structlog's default would print to stdout
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if any(b.needs_cluster for b in selected):
+        assert args.kubeconfig is not None  # _check_kubeconfig
+        try:
+            install_prerequisites(args.kubeconfig)
+        except Exception as error:  # noqa: BLE001 - no benchmark can run: say why
+            print(f"python -m bench: cannot install the CRDs and the operator's namespace: {error}", file=sys.stderr)
+            return 1
     results: list[tuple[str, Figure]] = []
     failures: dict[str, str] = {}
     for benchmark in selected:

@@ -9,6 +9,10 @@ so the namespace controller's clean-up does not eat into the next benchmark's CP
 ``lazarus_run(kubeconfig, *flags)`` starts ``python -m lazarus run`` with its probes and
 ``/metrics`` on a free local port and its log in a temporary file; on the way out it is stopped
 with SIGTERM (killed, and its log's tail shown, when the benchmark failed).
+
+``install_prerequisites(kubeconfig)``, called once before the cluster benchmarks, server-side
+applies the repository's CRDs (and waits until they are Established) and creates the operator's
+namespace if it is missing, so a bare test bed is enough; both stay installed.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
+import yaml
 from kubernetes import client
 
 from bench.measure import progress
@@ -44,6 +50,7 @@ __all__ = [
     "config_map",
     "connect",
     "create_config_maps",
+    "install_prerequisites",
     "lazarus_run",
     "parallel",
 ]
@@ -62,6 +69,9 @@ WRITE_THREADS = 8
 NAMESPACE_DELETE_TIMEOUT = 300.0
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+CRDS = Path(__file__).resolve().parent.parent / "crds"
+OPERATOR_NAMESPACE = "lazarus-system"  # lazarus run's default: its Lease and sandbox key live there
+CRD_ESTABLISHED_TIMEOUT_S = 30.0
 
 
 @contextmanager
@@ -233,6 +243,36 @@ class LazarusProcess:
             if isinstance(entry, dict):
                 entries.append(entry)
         return entries
+
+
+def install_prerequisites(kubeconfig: str) -> None:
+    """Apply the CRDs of ``crds/`` and wait until each is Established; create the operator's namespace."""
+    with connect(kubeconfig, threads=1) as rest:
+        _apply_crds(rest)
+        try:
+            rest.request("POST", "/api/v1/namespaces", body={"metadata": {"name": OPERATOR_NAMESPACE}})
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+
+
+def _apply_crds(rest: Rest) -> None:
+    for path in sorted(CRDS.glob("lazarus.io_*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        rest.request("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+                     query={"fieldManager": "lazarus-bench", "force": "true"}, body=crd,
+                     content_type="application/apply-patch+yaml")  # fmt: skip
+        deadline = time.monotonic() + CRD_ESTABLISHED_TIMEOUT_S
+        while not _established(rest.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not Established after {CRD_ESTABLISHED_TIMEOUT_S:.0f} s")
+            time.sleep(0.2)
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = (crd.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
 
 
 @contextmanager

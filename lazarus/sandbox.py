@@ -9,13 +9,17 @@ restored Pod ever runs un-isolated:
 - egress only to the test's own sandbox namespaces and to DNS in ``kube-system``.
 
 Names are derived from the test's UID, so a crash or a new leader recomputes the same names and
-never creates a second sandbox.
+never creates a second sandbox. Each sandbox carries a proof that Lazarus made it for its test
+(``sandbox_proof``: an HMAC, under a key only the operator reads, of the test's UID and the
+namespace's name): labels can be set by anyone who may patch namespaces, the proof cannot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+from collections.abc import Mapping
 from typing import Any
 
 SANDBOX_LABEL = "lazarus.io/sandbox"
@@ -24,6 +28,7 @@ TEST_NAME_LABEL = "lazarus.io/test-name"
 TEST_NAMESPACE_LABEL = "lazarus.io/test-namespace"
 SOURCE_NAMESPACE_ANNOTATION = "lazarus.io/source-namespace"
 BACKUP_ANNOTATION = "lazarus.io/backup"
+PROOF_ANNOTATION = "lazarus.io/sandbox-proof"
 NETWORK_POLICY_NAME = "lazarus-sandbox-isolation"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -74,10 +79,27 @@ def owner_labels(test: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def sandbox_proof(key: bytes, test_uid: str, name: str) -> str:
+    """The proof that the namespace ``name`` is the sandbox Lazarus made for the test ``test_uid``."""
+    return hmac.new(key, f"{test_uid}\0{name}".encode(), hashlib.sha256).hexdigest()
+
+
+def proven_sandbox(namespace: Mapping[str, Any], test_uid: str, key: bytes) -> bool:
+    """Whether ``namespace`` carries the UID label of the test ``test_uid`` and a valid proof for its name.
+
+    Lazarus adopts an unrecorded namespace, and deletes a namespace whose test is gone, only if
+    this holds: a label alone (which anyone may set, by mistake or not) is never enough.
+    """
+    metadata = namespace.get("metadata") or {}
+    labelled = (metadata.get("labels") or {}).get(TEST_UID_LABEL) == test_uid
+    given = str((metadata.get("annotations") or {}).get(PROOF_ANNOTATION, ""))
+    return labelled and hmac.compare_digest(given, sandbox_proof(key, test_uid, metadata.get("name", "")))
+
+
 def namespace_body(
-    test: dict[str, Any], name: str, source_namespace: str, extra_labels: dict[str, str]
+    test: dict[str, Any], name: str, source_namespace: str, extra_labels: dict[str, str], proof: str
 ) -> dict[str, Any]:
-    """The sandbox Namespace object."""
+    """The sandbox Namespace object; ``proof``: its ``sandbox_proof``."""
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -87,6 +109,7 @@ def namespace_body(
             "annotations": {
                 SOURCE_NAMESPACE_ANNOTATION: source_namespace,
                 BACKUP_ANNOTATION: test["spec"]["backupName"],
+                PROOF_ANNOTATION: proof,
             },
         },
     }
@@ -117,15 +140,3 @@ def owned_by(obj: dict[str, Any], test: dict[str, Any]) -> bool:
     """Whether ``obj`` carries this test's UID label (so Lazarus may change or delete it)."""
     labels = obj.get("metadata", {}).get("labels") or {}
     return bool(labels.get(TEST_UID_LABEL) == test["metadata"]["uid"])
-
-
-def is_generated_sandbox(namespace: dict[str, Any]) -> bool:
-    """Whether a namespace carries the name ``sandbox_name`` gives its labels and annotations.
-
-    Orphan cleanup deletes only such namespaces: a label alone (which anyone may set by mistake)
-    never makes Lazarus delete a namespace whose test it cannot see.
-    """
-    metadata = namespace.get("metadata") or {}
-    uid = (metadata.get("labels") or {}).get(TEST_UID_LABEL)
-    source = (metadata.get("annotations") or {}).get(SOURCE_NAMESPACE_ANNOTATION)
-    return bool(uid and source and metadata.get("name", "").endswith(f"-{_short_hash(uid, source)}"))

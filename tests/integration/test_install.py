@@ -153,12 +153,13 @@ def restricted_kubeconfig(tmp_path: Path) -> Iterator[str]:
         if kind in ("ClusterRoleBinding", "RoleBinding"):
             obj["subjects"] = [{"kind": "ServiceAccount", "name": RESTRICTED, "namespace": namespace}]
             if kind == "RoleBinding":
-                obj["roleRef"]["name"] = RESTRICTED
+                obj["roleRef"]["name"] = f"{RESTRICTED}-{obj['roleRef']['name']}"
         if kind == "Role":
             for rule in obj["rules"]:
                 if rule["resources"] == ["restores"]:
                     rule["verbs"].remove("create")
-        metadata["name"] = RESTRICTED if kind != "ClusterRole" else metadata["name"]
+        # One copy of each (the base has several Roles in a namespace); the ClusterRole is shared.
+        metadata["name"] = f"{RESTRICTED}-{metadata['name']}" if kind != "ClusterRole" else metadata["name"]
         objects.append(obj)
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": RESTRICTED, "namespace": namespace}}
     operator_kubeconfig(())  # the base RBAC (the ClusterRole bound here) and lazarus-system exist

@@ -551,11 +551,15 @@ def test_side_effects_are_neutralised(
 def test_orphaned_sandboxes_are_removed_but_a_mislabelled_namespace_is_not(
     operator: OperatorProcess, core: client.CoreV1Api, namespace: str
 ) -> None:
-    from lazarus.sandbox import namespace_body, sandbox_name
+    from lazarus.controllers.restoretest.sandboxkey import SandboxKey
+    from lazarus.kube.client import Rest
+    from lazarus.sandbox import namespace_body, sandbox_name, sandbox_proof
 
+    key = SandboxKey(Rest(core.api_client), "lazarus-system").value()  # made by the operator (or here, if first)
     ghost = {"metadata": {"name": "ghost", "namespace": namespace, "uid": "0000-gone"}, "spec": {"backupName": "b"}}
-    orphan = namespace_body(ghost, sandbox_name("lazarus-sbx-", "0000-gone", "shop"), "shop", {})
-    mislabelled = namespace_body(ghost, unique_name("precious"), "shop", {})
+    orphan_name = sandbox_name("lazarus-sbx-", "0000-gone", "shop")
+    orphan = namespace_body(ghost, orphan_name, "shop", {}, sandbox_proof(key, "0000-gone", orphan_name))
+    mislabelled = namespace_body(ghost, unique_name("precious"), "shop", {}, "")  # the label without a proof
     for body in (orphan, mislabelled):
         core.create_namespace(body)
     try:

@@ -8,6 +8,7 @@ and health checks on an executor that runs them at once.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -19,12 +20,13 @@ from lazarus.controllers.restoretest import RestoreTestReconciler
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.controllers.restoretest.deleting import FINALIZER
 from lazarus.controllers.restoretest.restoring import restored_parity
+from lazarus.controllers.restoretest.sandboxkey import SECRET_NAME
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, NAMESPACES, RESTORES, SharedInformerFactory
 from lazarus.informers.informer import _deliver
 from lazarus.kube.client import ApiError
 from lazarus.lifecycle.durations import format_time
-from lazarus.sandbox import SANDBOX_LABEL, TEST_UID_LABEL, owner_labels, sandbox_name
+from lazarus.sandbox import PROOF_ANNOTATION, SANDBOX_LABEL, TEST_UID_LABEL, owner_labels, sandbox_name, sandbox_proof
 from lazarus.settings import Settings
 from lazarus.velero.backup_contents import BackupContents, backup_contents_from_map
 from tests.fakeclock import FakeClock
@@ -34,6 +36,8 @@ UID = "0f3c2a1b-aaaa-bbbb-cccc-000000000001"
 TEST_KEY = "team-a/shop-check"
 RESTORE_NAME = f"lazarus-{UID[:18]}"
 SANDBOX = sandbox_name("lazarus-sbx-", UID, "shop")  # the test's one sandbox, of source namespace shop
+SANDBOX_KEY = bytes(range(32))  # the sandbox proofs' key, in the fixture's key Secret
+SANDBOX_KEY_PATH = f"/api/v1/namespaces/lazarus-system/secrets/{SECRET_NAME}"
 
 
 def stamp(moment: datetime) -> str:
@@ -184,10 +188,15 @@ def velero_restore(test: dict[str, Any], phase: str = "Completed", **status: Any
     }  # fmt: skip
 
 
-def sandbox(test: dict[str, Any], name: str, uid: str = "uid-sbx", **metadata: Any) -> dict[str, Any]:
+def sandbox(test: dict[str, Any], name: str, uid: str = "uid-sbx", *, proof: str | None = None,
+            **metadata: Any) -> dict[str, Any]:  # fmt: skip
+    """A sandbox namespace of ``test`` as Lazarus makes it; ``proof`` overrides its valid proof."""
     labels = {**owner_labels(test), SANDBOX_LABEL: "true"}
+    if proof is None:
+        proof = sandbox_proof(SANDBOX_KEY, test["metadata"]["uid"], name)
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "uid": uid, "labels": labels, **metadata}}  # fmt: skip
+            "metadata": {"name": name, "uid": uid, "labels": labels, "annotations": {PROOF_ANNOTATION: proof},
+                         **metadata}}  # fmt: skip
 
 
 class Fixture:
@@ -195,6 +204,8 @@ class Fixture:
 
     def __init__(self, **settings: Any) -> None:
         self.rest = FakeRest()
+        self.rest.objects[SANDBOX_KEY_PATH] = {"metadata": {"name": SECRET_NAME},
+                                               "data": {"key": base64.b64encode(SANDBOX_KEY).decode()}}  # fmt: skip
         self.clock = FakeClock()
         self.now = NOW
         self.executor = InlineExecutor()

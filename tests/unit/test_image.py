@@ -91,18 +91,20 @@ def test_settings_in_the_configmap_are_settings() -> None:
 
 
 def test_rbac_has_no_wildcards_and_reads_secrets_by_name_only() -> None:
-    rules = [
-        rule
-        for name in ("rbac-cluster.yaml", "rbac-leader-election.yaml", "rbac-velero.yaml", "rbac-baselines.yaml")
+    """Secrets: get (by name) anywhere; create only in the operator's namespace (the sandbox key)."""
+    roles = [
+        doc
+        for name in ("rbac-cluster.yaml", "rbac-leader-election.yaml", "rbac-velero.yaml", "rbac-baselines.yaml",
+                     "rbac-sandbox-key.yaml")
         for doc in _docs(name)
         if doc["kind"] in ("ClusterRole", "Role")
-        for rule in doc["rules"]
-    ]
-    for rule in rules:
+    ]  # fmt: skip
+    for role, rule in ((doc, rule) for doc in roles for rule in doc["rules"]):
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
         if "secrets" in rule["resources"]:
-            assert rule["verbs"] == ["get"], rule
+            in_operator_namespace = role["kind"] == "Role" and role["metadata"]["namespace"] == "lazarus-system"
+            assert rule["verbs"] == ["get"] or (in_operator_namespace and rule["verbs"] == ["create"]), rule
         assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate", "deletecollection"}, rule
 
 

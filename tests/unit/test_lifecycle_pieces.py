@@ -15,7 +15,9 @@ from lazarus.sandbox import (
     namespace_mapping,
     network_policy_body,
     owned_by,
+    proven_sandbox,
     sandbox_name,
+    sandbox_proof,
 )
 
 TEST = {
@@ -84,12 +86,30 @@ def test_namespace_mapping_covers_every_source_and_rejects_ambiguous_explicit_na
 
 
 def test_sandbox_namespace_is_labelled_as_owned() -> None:
-    body = namespace_body(TEST, "lazarus-sbx-shop-abc123", "shop", {"team": "sre"})
+    body = namespace_body(TEST, "lazarus-sbx-shop-abc123", "shop", {"team": "sre"}, "proof")
     assert owned_by(body, TEST)
+    assert body["metadata"]["annotations"]["lazarus.io/sandbox-proof"] == "proof"
     assert body["metadata"]["labels"]["lazarus.io/sandbox"] == "true"
     assert body["metadata"]["labels"]["team"] == "sre"
     assert body["metadata"]["annotations"]["lazarus.io/source-namespace"] == "shop"
     assert not owned_by({"metadata": {"labels": {TEST_UID_LABEL: "other"}}}, TEST)
+
+
+def test_a_sandbox_is_proven_only_by_the_proof_of_its_own_test_name_and_key() -> None:
+    key, name = b"k" * 32, "lazarus-sbx-shop-abc123"
+
+    def namespace(proof: str, test: dict[str, object] = TEST, called: str = name) -> dict[str, object]:
+        return namespace_body(test, called, "shop", {}, proof)
+
+    uid = TEST["metadata"]["uid"]
+    assert proven_sandbox(namespace(sandbox_proof(key, uid, name)), uid, key)
+    assert not proven_sandbox(namespace(""), uid, key)  # the label alone
+    assert not proven_sandbox(namespace(sandbox_proof(b"x" * 32, uid, name)), uid, key)
+    # A proof copied from another sandbox of the same test, or made for another test's UID:
+    assert not proven_sandbox(namespace(sandbox_proof(key, uid, "lazarus-sbx-db-abc123")), uid, key)
+    other = {"metadata": {**TEST["metadata"], "uid": "another-uid"}, "spec": TEST["spec"]}
+    assert not proven_sandbox(namespace(sandbox_proof(key, "another-uid", name), other), uid, key)
+    assert proven_sandbox(namespace(sandbox_proof(key, "another-uid", name), other), "another-uid", key)
 
 
 def test_network_policy_isolates_the_sandbox() -> None:

@@ -12,12 +12,15 @@ import pytest
 from lazarus.api.v1alpha1 import FailureReason, PendingReason, Phase
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.informers import BACKUPS, LAZARUS_RESTORE_TESTS, NAMESPACES
+from lazarus.sandbox import PROOF_ANNOTATION, proven_sandbox
 from lazarus.velero.backup_contents import backup_contents_from_map
 from tests.fakeclock import PARK_TIMEOUT
 from tests.unit.restoretest_fixture import (
     NOW,
     RESTORE_NAME,
     SANDBOX,
+    SANDBOX_KEY,
+    SANDBOX_KEY_PATH,
     Fixture,
     backup,
     restore_test,
@@ -113,6 +116,7 @@ def test_a_backup_listing_its_namespaces_starts_without_reading_its_contents(fx:
     assert (status["phase"], status["reason"], status["startTime"]) == (Phase.RESTORING, "RestoreCreated", stamp(NOW))
     assert status["namespaceMapping"] == {"shop": SANDBOX} and status["sandboxNamespaces"] == [SANDBOX]
     assert status["sandboxUIDs"] == {SANDBOX: f"uid-of-{SANDBOX}"}
+    assert proven_sandbox(fx.rest.writes()[0][2] or {}, restore_test()["metadata"]["uid"], SANDBOX_KEY)
     assert status["restore"]["restoreName"] == RESTORE_NAME
     assert "parity" not in status  # read once the restore completed
     restore = fx.rest.writes()[3][2] or {}
@@ -285,3 +289,29 @@ def test_a_sandbox_left_by_a_crash_before_the_status_write_is_adopted(fx: Fixtur
     fx.sync()
     assert ("POST", NAMESPACES_PATH) not in started(fx)
     assert fx.last_status()["phase"] == Phase.RESTORING
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["in-the-cache", "found-by-the-409"])
+def test_a_namespace_with_the_test_s_label_but_no_valid_proof_is_never_restored_into(fx: Fixture,
+                                                                                   cached: bool) -> None:  # fmt: skip
+    """Someone who may create or label namespaces makes the test's sandbox before Lazarus does."""
+    fx.add(BACKUPS, backup())
+    forged = sandbox(restore_test(), SANDBOX, uid="forged", proof="0" * 64)
+    if cached:
+        fx.add(NAMESPACES, forged)
+    fx.rest.objects[f"{NAMESPACES_PATH}/{SANDBOX}"] = forged
+    fx.sync()
+    assert started(fx) == [("POST", NAMESPACES_PATH), ("PATCH", STATUS_PATH)]
+    status = fx.last_status()
+    assert (status["phase"], status["reason"]) == (Phase.FAILED, FailureReason.UNSAFE_RESTORE)
+    assert status["message"].startswith(f"namespace {SANDBOX} already exists and is not this test's sandbox")
+
+
+def test_a_key_secret_without_a_usable_key_fails_the_test_before_anything_is_created(fx: Fixture) -> None:
+    fx.add(BACKUPS, backup())
+    fx.rest.objects[SANDBOX_KEY_PATH]["data"] = {"key": "c2hvcnQ="}  # "short"
+    fx.sync()
+    message = failed_with(fx, FailureReason.UNSAFE_RESTORE)
+    assert message.startswith("cannot prove its sandboxes are Lazarus's: Secret lazarus-system/lazarus-sandbox-key "
+                              "has no key 'key' of at least 32 bytes")  # fmt: skip
+    assert PROOF_ANNOTATION not in message and "c2hvcnQ=" not in message

@@ -124,12 +124,11 @@ def test_leftovers_of_a_test_recreated_under_the_same_name_are_removed() -> None
     fx.add(LAZARUS_RESTORE_TESTS, restore_test(status={"phase": "Pending"}))
     fx.add(BACKUPS, backup(phase="New"))
     generated = sandbox_name("lazarus-sbx-", "uid-of-an-older-test-0001", "shop")
-    orphan = sandbox(old, generated, uid="uid-old-sbx",
-                     annotations={"lazarus.io/source-namespace": "shop", "lazarus.io/backup": "shop-1"})
-    fx.add(NAMESPACES, orphan, sandbox(old, "hand-made", uid="uid-hand-made"))
+    orphan = sandbox(old, generated, uid="uid-old-sbx")  # with its proof
+    fx.add(NAMESPACES, orphan, sandbox(old, "labelled-by-hand", uid="uid-hand-made", proof=""))
     fx.sync()
     precondition = {**DELETE_BODY, "preconditions": {"uid": "uid-old-sbx"}}
-    assert deletes(fx) == [(f"/api/v1/namespaces/{generated}", precondition)]  # not the hand-made one
+    assert deletes(fx) == [(f"/api/v1/namespaces/{generated}", precondition)]  # not the one without a proof
 
 
 def test_a_gone_test_s_leftovers_are_removed_and_it_is_forgotten() -> None:

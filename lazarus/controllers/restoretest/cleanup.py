@@ -10,7 +10,7 @@ by Velero, without Lazarus's labels. The Restore's next update brings the test b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from lazarus.controllers.restoretest.view import RESTORE_NOT_STARTED, RESTORE_TE
 from lazarus.kube.conditions import TRUE, get_condition
 from lazarus.lifecycle.durations import parse_duration
 from lazarus.lifecycle.retention import kept_until_deleted
-from lazarus.sandbox import TEST_UID_LABEL, is_generated_sandbox
+from lazarus.sandbox import TEST_UID_LABEL
 
 Obj = Mapping[str, Any]
 
@@ -54,24 +54,24 @@ class Deletions:
     waiting_for: str | None = None
     """A Restore Velero is still working on: nothing is deleted until it finishes."""
     refused: tuple[str, ...] = ()
-    """Namespaces labelled as an orphan's sandbox whose name Lazarus did not generate: left alone."""
+    """Namespaces labelled as the test's that Lazarus cannot prove it made: left alone."""
     done: bool = False
 
 
-def deletions(owned: Iterable[Obj], uid: str, *, orphan: bool) -> Deletions:
+def deletions(owned: Iterable[Obj], uid: str, ours: Callable[[Obj], bool]) -> Deletions:
     """What to delete of test ``uid`` among ``owned`` (its labelled objects in the caches).
 
-    An orphan's namespace is deleted only if its name is the one Lazarus generates for its
-    labels (``is_generated_sandbox``); objects already being deleted are not deleted again.
+    A namespace is deleted only if ``ours(namespace)``: Lazarus proves it made it (see
+    ``Deleter``); the others are ``refused`` and do not hold up ``done``. Objects already being
+    deleted are not deleted again.
     """
-    remaining = [o for o in owned if (o["metadata"].get("labels") or {}).get(TEST_UID_LABEL) == uid]
+    labelled = [o for o in owned if (o["metadata"].get("labels") or {}).get(TEST_UID_LABEL) == uid]
+    refused = tuple(o["metadata"]["name"] for o in labelled if o.get("kind") == "Namespace" and not ours(o))
+    remaining = [o for o in labelled if not (o.get("kind") == "Namespace" and o["metadata"]["name"] in refused)]
     running = [o["metadata"]["name"] for o in remaining if velero_is_restoring(o)]
     if running:
         return Deletions(waiting_for=running[0])
-    going = [o for o in remaining if not o["metadata"].get("deletionTimestamp")]
-    refused = tuple(o["metadata"]["name"] for o in going if orphan and o.get("kind") == "Namespace"
-                    and not is_generated_sandbox(dict(o)))  # fmt: skip
-    delete = tuple(o for o in going if o["metadata"]["name"] not in refused or o.get("kind") != "Namespace")
+    delete = tuple(o for o in remaining if not o["metadata"].get("deletionTimestamp"))
     return Deletions(delete=delete, refused=refused, done=not remaining)
 
 

@@ -32,6 +32,7 @@ from lazarus.controllers.restoretest.deleting import FINALIZER, Deleter
 from lazarus.controllers.restoretest.finishing import Finisher
 from lazarus.controllers.restoretest.informers import Informers
 from lazarus.controllers.restoretest.reading import Reader
+from lazarus.controllers.restoretest.sandboxkey import SandboxKey
 from lazarus.controllers.restoretest.slots import Slots
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.controllers.restoretest.writing import Writer
@@ -81,9 +82,10 @@ class RestoreTestReconciler:
         pool = check_executor or DaemonPool(settings.workers, "restoretest-checks")
         self._leading = context.leading
         self.check_runs = CheckRuns(pool, self.controller.queue.add, context.leading)
+        key = SandboxKey(context.rest, settings.namespace)
         self.creator = Creator(context.rest, settings.velero_namespace, settings.namespace,
-                               self.cache.sandboxes.store.get_by_key)  # fmt: skip
-        self.deleter = Deleter(context.rest, settings.velero_namespace)
+                               self.cache.sandboxes.store.get_by_key, key)  # fmt: skip
+        self.deleter = Deleter(context.rest, settings.velero_namespace, key)
         self.reader = Reader(context.rest, settings.velero_namespace)
         self.finisher = Finisher(context.rest, self.cache, self.deleter, self.status, queue,
                                  settings.failure_retention, now)  # fmt: skip

@@ -2,12 +2,12 @@
 
 Every name comes from the test's UID, so a retry (or a new leader) finds what an earlier attempt
 created: a 409 on a sandbox object counts as created. A namespace that already exists is adopted
-only if it carries this test's UID label and is not being deleted; anything else is a clash and
-fails the test: Lazarus never restores into a namespace it did not create. Once the test has
-recorded its sandboxes' UIDs (``status.sandboxUIDs``, written with the move to Restoring), only
-those namespaces are adopted: a label is no proof of who made a namespace. (Before that record,
-in the window between creating a sandbox and the status write, the label is all there is; a
-crash there resumes on it.)
+only if it is this test's sandbox and is not being deleted; anything else is a clash and fails
+the test: Lazarus never restores into a namespace it did not create. A label is no proof of who
+made a namespace, so "this test's sandbox" means: once the test has recorded its sandboxes' UIDs
+(``status.sandboxUIDs``, written with the move to Restoring), one of those; before that record
+(a crash between creating a sandbox and the status write), a namespace that carries a valid
+sandbox proof (``lazarus.sandbox.sandbox_proof``), which only the operator's key can make.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 from lazarus.api.v1alpha1 import FailureReason
 from lazarus.controllers.restoretest.decisions import Fail
 from lazarus.controllers.restoretest.objects import restore_objects
+from lazarus.controllers.restoretest.sandboxkey import SandboxKey, SandboxKeyError
 from lazarus.controllers.restoretest.view import TestView
 from lazarus.cost.quota import sandbox_quota_objects
 from lazarus.kube.client import ApiError, Rest
-from lazarus.sandbox import namespace_body, network_policy_body, owned_by
+from lazarus.sandbox import namespace_body, network_policy_body, proven_sandbox, sandbox_proof
 from lazarus.velero.restore_spec import UnsafeRestoreError
 
 
@@ -29,10 +30,17 @@ class Creator:
     """Creates a test's sandboxes and Restore through ``rest``."""
 
     def __init__(
-        self, rest: Rest, velero_namespace: str, operator_namespace: str, cached_namespace: Callable[[str], Any]
+        self,
+        rest: Rest,
+        velero_namespace: str,
+        operator_namespace: str,
+        cached_namespace: Callable[[str], Any],
+        key: SandboxKey,
     ) -> None:
-        """``cached_namespace(name)``: the sandbox informer's copy of a namespace, or None."""
+        """``cached_namespace(name)``: the sandbox informer's copy of a namespace, or None;
+        ``key``: the sandbox proofs' key."""
         self._rest = rest
+        self._key = key
         self._velero = velero_namespace
         self._operator_namespace = operator_namespace
         self._cached_namespace = cached_namespace
@@ -47,9 +55,14 @@ class Creator:
         test = dict(view.obj)
         labels = dict(view.spec.sandbox.labels or {})
         recorded = set(view.section("sandboxUIDs").values())
+        try:
+            key = self._key.value()
+        except SandboxKeyError as exc:
+            return Fail(FailureReason.UNSAFE_RESTORE, f"cannot prove its sandboxes are Lazarus's: {exc}")
         uids: dict[str, str] = {}
         for source, sandbox in mapping.items():
-            made = self._namespace(test, namespace_body(test, sandbox, source, labels), recorded)
+            body = namespace_body(test, sandbox, source, labels, sandbox_proof(key, view.uid, sandbox))
+            made = self._namespace(test, body, recorded, key)
             if isinstance(made, Fail):
                 return made
             uids[sandbox] = made
@@ -69,13 +82,14 @@ class Creator:
         self._create(f"/apis/velero.io/v1/namespaces/{self._velero}/restores", body)
         return None
 
-    def _namespace(self, test: dict[str, Any], body: dict[str, Any], recorded: set[str]) -> Fail | str:
+    def _namespace(self, test: dict[str, Any], body: dict[str, Any], recorded: set[str], key: bytes) -> Fail | str:
         """The UID of the sandbox ``body`` (created now or adopted), or the clash."""
         name = body["metadata"]["name"]
 
         def adoptable(namespace: dict[str, Any]) -> bool:
-            uid = namespace["metadata"].get("uid")
-            return owned_by(namespace, test) and (not recorded or uid in recorded)
+            if recorded:
+                return namespace["metadata"].get("uid") in recorded
+            return proven_sandbox(namespace, test["metadata"]["uid"], key)
 
         cached = self._cached_namespace(name)
         if cached is not None and adoptable(cached):

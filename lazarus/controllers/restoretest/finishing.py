@@ -73,4 +73,4 @@ class Finisher:
         owned: Iterable[dict[str, Any]] = self._cache.owned(key)
         for orphan_uid in cleanup.stale_uids(owned, test["metadata"]["uid"] if test is not None else None):
             log.info("removing leftovers of a deleted test", test=key, uid=orphan_uid)
-            self._deleter.owned(key, orphan_uid, self._cache.owned(key), orphan=True)
+            self._deleter.owned(key, orphan_uid, self._cache.owned(key))
