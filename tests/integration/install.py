@@ -33,7 +33,10 @@ ACCESS_KINDS = (
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 )  # fmt: skip
 # Namespaced roles of the base, by the flag that moves them (their base namespace is the default).
-MOVABLE_ROLES = {"--namespace": "lazarus-leader-election", "--velero-namespace": "lazarus-velero"}
+MOVABLE_ROLES = {
+    "--namespace": ("lazarus-leader-election", "lazarus-sandbox-key"),
+    "--velero-namespace": ("lazarus-velero",),
+}
 TOKEN_DURATION = "6h"
 
 
@@ -135,8 +138,9 @@ def operator_kubeconfig(args: Sequence[str]) -> str:
     path, objects = _base_identity()
     extra = [
         obj
-        for flag, role in MOVABLE_ROLES.items()
+        for flag, roles in MOVABLE_ROLES.items()
         if flag in args
+        for role in roles
         for obj in moved(objects, role, args[list(args).index(flag) + 1])
     ]
     if extra:

@@ -62,3 +62,19 @@ def test_other_api_errors_propagate_and_the_next_call_tries_again() -> None:
     del rest.refuse[("GET", KEY_PATH)]
     rest.objects[KEY_PATH] = secret(b"k" * 32)
     assert store.value() == b"k" * 32
+
+
+@pytest.mark.parametrize("error", [ApiError(403, "Forbidden", "cannot create secrets"), ApiError(404, "NotFound")])
+def test_a_create_that_retrying_cannot_fix_is_an_error_naming_the_secret_and_the_rbac(error: ApiError) -> None:
+    rest = FakeRest()
+    rest.refuse[("POST", SECRETS)] = error
+    with pytest.raises(SandboxKeyError, match=f"cannot create Secret lazarus-system/{SECRET_NAME} .*rbac-sandbox-key"):
+        SandboxKey(rest, "lazarus-system").value()  # type: ignore[arg-type]
+
+
+def test_a_transient_create_error_propagates_to_be_retried() -> None:
+    rest = FakeRest()
+    rest.refuse[("POST", SECRETS)] = ApiError(503, "ServiceUnavailable")
+    with pytest.raises(ApiError) as raised:
+        SandboxKey(rest, "lazarus-system").value()  # type: ignore[arg-type]
+    assert not isinstance(raised.value, SandboxKeyError) and raised.value.status == 503

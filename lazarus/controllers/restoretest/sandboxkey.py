@@ -21,7 +21,7 @@ KEY_BYTES = 32
 
 
 class SandboxKeyError(RuntimeError):
-    """The key Secret exists but cannot be used."""
+    """The key cannot be had: its Secret holds no usable key, or creating it is refused."""
 
 
 class SandboxKey:
@@ -34,7 +34,8 @@ class SandboxKey:
         self._key: bytes | None = None
 
     def value(self) -> bytes:
-        """The key; API errors propagate (the sync that asked is retried)."""
+        """The key; transient API errors propagate (the sync that asked is retried), an unusable or
+        uncreatable key raises ``SandboxKeyError``."""
         with self._lock:
             if self._key is None:
                 self._key = self._read() or self._create() or self._read()
@@ -78,5 +79,9 @@ class SandboxKey:
         except ApiError as exc:
             if exc.conflict:
                 return None
-            raise
+            if exc.transient:
+                raise
+            # Forbidden or no such namespace: retrying cannot help, so the test fails and says why.
+            needs = "the operator needs create on secrets in its namespace (manifests/base/rbac-sandbox-key.yaml)"
+            raise SandboxKeyError(f"cannot create Secret {self._namespace}/{SECRET_NAME} ({exc}); {needs}") from exc
         return key
