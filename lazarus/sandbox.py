@@ -135,8 +135,3 @@ def network_policy_body(test: dict[str, Any], namespace: str, operator_namespace
         },
     }
 
-
-def owned_by(obj: dict[str, Any], test: dict[str, Any]) -> bool:
-    """Whether ``obj`` carries this test's UID label (so Lazarus may change or delete it)."""
-    labels = obj.get("metadata", {}).get("labels") or {}
-    return bool(labels.get(TEST_UID_LABEL) == test["metadata"]["uid"])

@@ -14,7 +14,6 @@ from lazarus.sandbox import (
     namespace_body,
     namespace_mapping,
     network_policy_body,
-    owned_by,
     proven_sandbox,
     sandbox_name,
     sandbox_proof,
@@ -87,12 +86,11 @@ def test_namespace_mapping_covers_every_source_and_rejects_ambiguous_explicit_na
 
 def test_sandbox_namespace_is_labelled_as_owned() -> None:
     body = namespace_body(TEST, "lazarus-sbx-shop-abc123", "shop", {"team": "sre"}, "proof")
-    assert owned_by(body, TEST)
+    assert body["metadata"]["labels"][TEST_UID_LABEL] == TEST["metadata"]["uid"]
     assert body["metadata"]["annotations"]["lazarus.io/sandbox-proof"] == "proof"
     assert body["metadata"]["labels"]["lazarus.io/sandbox"] == "true"
     assert body["metadata"]["labels"]["team"] == "sre"
     assert body["metadata"]["annotations"]["lazarus.io/source-namespace"] == "shop"
-    assert not owned_by({"metadata": {"labels": {TEST_UID_LABEL: "other"}}}, TEST)
 
 
 def test_a_sandbox_is_proven_only_by_the_proof_of_its_own_test_name_and_key() -> None:
