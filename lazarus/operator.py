@@ -1,8 +1,10 @@
 """The ``lazarus run`` process: informers, leader election, controllers and the HTTP endpoint.
 
 Start-up: the HTTP server (/metrics, /healthz, /readyz) and the informers start on every replica,
-so followers keep warm caches and can take over quickly. Only the leader starts the controllers,
-and only once their caches have synced.
+so followers keep warm caches and can take over quickly. Then the namespace guard is proven on the
+replica's own credentials (``lazarus.namespaceguard``); until it is, the replica is unready and
+does not join leader election. Only the leader starts the controllers, and only once their caches
+have synced.
 
 Leader election runs on its own thread and starts the controllers on another (``LeaderElector``),
 so renewal never waits for the caches.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import structlog
@@ -36,8 +38,10 @@ from lazarus.clock import Clock, RealClock
 from lazarus.controllers.context import Context, ControllerFactory
 from lazarus.httpserver import HealthServer
 from lazarus.informers import SharedInformer, SharedInformerFactory
-from lazarus.kube.client import Rest, new_api_client
+from lazarus.kube.client import CONNECTION_ERRORS, ApiError, Rest, new_api_client
 from lazarus.leaderelection import KubeLeaseLock, LeaderElectionConfig, LeaderElector, LeaseLock
+from lazarus.namespaceguard import GuardCheck
+from lazarus.namespaceguard import check as check_namespace_guard
 from lazarus.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -51,6 +55,10 @@ EXIT_CACHE_SYNC_FAILED = 3
 # then the release: each within the renew deadline, 10 s) and the informers (a few seconds). A
 # reconcile still running after 25 s is stuck on a slow request; it dies with the process.
 DRAIN_TIMEOUT = 25.0
+# Seconds between attempts to prove the namespace guard (an install may apply it after the pods).
+GUARD_RETRY = 30.0
+# Answers that prove nothing either way about the guard: no answer, or an error Status.
+GUARD_UNPROVEN: tuple[type[Exception], ...] = (ApiError, *CONNECTION_ERRORS)
 
 
 class Operator:
@@ -64,9 +72,11 @@ class Operator:
         api_client: client.ApiClient | None = None,
         clock: Clock | None = None,
         lease_lock: LeaseLock | None = None,
+        namespace_guard: Callable[[Rest], GuardCheck] = check_namespace_guard,
     ) -> None:
         """``lease_lock`` stores the leader-election record; default: the Lease
-        ``settings.lease_name`` in ``settings.namespace``, through ``api_client``."""
+        ``settings.lease_name`` in ``settings.namespace``, through ``api_client``. ``namespace_guard``
+        proves the admission policy on namespaces covers this replica (tests replace it)."""
         self.settings = settings
         # Connections: every controller worker, every watch, plus leader election and slack.
         self._api = api_client or new_api_client(settings.kubeconfig, pool_size=8 + 4 * settings.workers)
@@ -89,6 +99,8 @@ class Operator:
         self._stop_leading = threading.Event()
         self._elector_thread: threading.Thread | None = None
         self._exit_status = 0
+        self._namespace_guard = namespace_guard
+        self._guard_problem: str | None = "namespace guard not verified yet"
 
     def _leading(self) -> bool:
         """Whether this replica may act: always when it is the only one (no leader election);
@@ -101,7 +113,10 @@ class Operator:
         return self.context.informers.informers()
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once every informer has synced (followers too: they are ready to take over)."""
+        """Ready once the namespace guard is proven and every informer has synced (followers too:
+        they are ready to take over)."""
+        if self._guard_problem is not None:
+            return False, self._guard_problem
         pending = [str(i.query) for i in self._informers() if not i.has_synced]
         return (not pending, "waiting for caches: " + ", ".join(pending) if pending else "ok")
 
@@ -141,6 +156,8 @@ class Operator:
             port=self._server.port,
         )
         try:
+            if not self._prove_namespace_guard():
+                return self._exit_status
             if self.settings.leader_elect:
                 self._elector = LeaderElector(
                     LeaderElectionConfig(
@@ -166,6 +183,24 @@ class Operator:
         finally:
             self._shutdown()
         return self._exit_status
+
+    def _prove_namespace_guard(self) -> bool:
+        """Retry the guard's proof until it holds (True) or a shutdown is asked for (False)."""
+        while not self._stop.is_set():
+            try:
+                result = self._namespace_guard(self.context.rest)
+            except GUARD_UNPROVEN as error:
+                self._guard_problem = f"namespace guard not verified yet: {error}"
+                log.warning("could not verify the namespace guard; retrying", error=str(error), retry_in=GUARD_RETRY)
+            else:
+                if result.in_effect:
+                    self._guard_problem = None
+                    (log.info if result.applies else log.warning)("namespace guard", detail=result.detail)
+                    return True
+                self._guard_problem = result.detail
+                log.error("namespace guard not in effect: not reconciling", detail=result.detail, retry_in=GUARD_RETRY)
+            self._stop.wait(GUARD_RETRY)
+        return False
 
     def _start_controllers(self) -> None:
         if not self.context.informers.wait_for_cache_sync(self.settings.cache_sync_timeout):

@@ -549,8 +549,10 @@ def build_operator(out_dir: Path) -> Path:
     build = ["bud", "--isolation", "chroot", "--layers=false", "--pull=false", *_ca_volume(), "--build-arg",
              f"PYTHON_IMAGE=oci-archive:{base}", "--tag", reference, "--file", str(PROJECT / "Dockerfile"), str(PROJECT)]  # fmt: skip
     try:
-        subprocess.run(_buildah(*build), check=True)
-        subprocess.run(_buildah("push", "--quiet", reference, f"oci-archive:{partial}:{reference}"), check=True)
+        # buildah's progress goes to stderr: stdout carries only the archive's path.
+        subprocess.run(_buildah(*build), check=True, stdout=sys.stderr)
+        push = ["push", "--quiet", reference, f"oci-archive:{partial}:{reference}"]
+        subprocess.run(_buildah(*push), check=True, stdout=sys.stderr)
     finally:
         subprocess.run(_buildah("rmi", "--all", "--force"), check=False, capture_output=True)
     for stale in out_dir.glob("operator-*.tar"):

@@ -74,22 +74,30 @@ node_save_host() {
   nft list ruleset >"$HOST_SAVE/ruleset.nft.tmp" && mv "$HOST_SAVE/ruleset.nft.tmp" "$HOST_SAVE/ruleset.nft"
 }
 
+# Mounts under the state directory (kubelet's shared bind mount of its root dir, pod volumes,
+# containerd's rootfs and shm), deepest first.
+state_mounts() { awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {print $2}' /proc/self/mounts | sort -r; }
+
+# Unmounts everything under the state directory, whether or not this bed saved host state (a
+# `down` after a crash must still clean up). Unmounting a shared mount's peer can bring a
+# propagated copy back for a moment: go over the list again until none is left. Fails, listing
+# them, if some remain: the caller must then not delete the state directory.
+node_unmount_state() {
+  local pass line
+  for pass in $(seq 1 20); do
+    [ -z "$(state_mounts)" ] && return 0
+    state_mounts | while read -r line; do umount -l "$line" 2>/dev/null || true; done
+    sleep 0.5
+  done
+  [ -z "$(state_mounts)" ] && return 0
+  log "ERROR: mounts under $TESTBED_STATE are left after 20 passes: $(state_mounts | tr '\n' ' ')"
+  return 1
+}
+
 node_restore_host() {
   [ -f "$HOST_SAVE/ruleset.nft" ] || return 0
-  log "restoring the host (netfilter, ipsets, sysctls, mounts, bridge, cgroups)"
+  log "restoring the host (netfilter, ipsets, sysctls, bridge, cgroups)"
   local line name value
-  # Mounts first (kubelet's shared bind mount of its root dir, pod volumes, containerd's rootfs).
-  # Unmounting a shared mount's peer can bring a propagated copy back for a moment: go over the
-  # list again until none is left.
-  local pass
-  for pass in 1 2 3 4 5; do
-    awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r line; do
-      umount -l "$line" 2>/dev/null || true
-    done
-    awk -v prefix="$TESTBED_STATE/" 'index($2, prefix) == 1 {found=1} END {exit !found}' /proc/self/mounts || break
-    [ "$pass" = 5 ] && log "WARNING: mounts under $TESTBED_STATE are left: $(grep -c "$TESTBED_STATE/" /proc/self/mounts)"
-    sleep 1
-  done
   for line in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
     [ "$(cat "/sys/class/net/$line/master/ifindex" 2>/dev/null)" = "$(cat "/sys/class/net/$NODE_BRIDGE/ifindex" 2>/dev/null)" ] \
       && ip link delete "$line" 2>/dev/null || true
@@ -205,6 +213,11 @@ TOML
 node_import_images() {
   local archives archive
   archives=$(python3 "$here/images.py" build "$IMAGE_CACHE") || fail "step 'images' failed"
+  # The operator's own image, from the project's Dockerfile (cached by its inputs' contents; buildah
+  # and pip write to the log).
+  local build_log; build_log=$(log_file operator-image)
+  archives+=" $(python3 "$here/images.py" build-operator "$IMAGE_CACHE" 2>"$build_log")" \
+    || { tail -30 "$build_log" >&2; fail "step 'operator image' failed (log: $build_log)"; }
   for archive in $archives; do
     ctr images import --no-unpack=false --local "$archive" >>"$(log_file containerd)" 2>&1 \
       || fail "step 'import image $(basename "$archive")' failed (log: $(log_file containerd))"

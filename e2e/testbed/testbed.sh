@@ -216,7 +216,10 @@ stop_all() {
     [ "${COMPONENTS[$i]}" = containerd ] && node_stop_containers
     stop "${COMPONENTS[$i]}"
   done
+  local unmounted=0
+  node_unmount_state || unmounted=1
   node_restore_host
+  return "$unmounted"
 }
 
 cmd_up() {
@@ -237,7 +240,8 @@ cmd_up() {
 }
 
 cmd_down() {
-  stop_all
+  # Never delete a state directory that still has mounts in it: rm would reach into them.
+  stop_all || die "mounts are left under $TESTBED_STATE (listed above), so it was kept: unmount them and run 'down' again"
   rm -rf "$TESTBED_STATE"
   log "test bed stopped and its state removed"
 }

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from lazarus import namespaceguard
+from lazarus.kube.client import Rest, new_api_client
 from tests.integration.conftest import delete_namespace_and_wait
 from tests.integration.install import (
     ROOT,
@@ -120,6 +122,34 @@ def test_namespace_guard_limits_the_operator_to_sandbox_namespaces(namespace: st
     kubectl("delete", "namespace", sandbox, "--wait=false", kubeconfig=as_operator)
 
 
+@pytest.mark.parametrize(("account", "covered"), [("lazarus", True), ("lazarus-renamed", False)])
+def test_the_guard_proof_covers_an_install_in_any_namespace_and_fails_closed_for_a_renamed_account(
+    namespace: str, tmp_path: Path, account: str, covered: bool
+) -> None:
+    """A ServiceAccount ``lazarus`` in another namespace (an overlay's ``namespace:``), with the
+    base's cluster-wide RBAC, is under the guard and its proof holds; one of another name is not,
+    and the proof says so (the operator then stays unready: tests/unit/test_operator.py)."""
+    operator_kubeconfig(())  # the base's admission policy and ClusterRole
+    binding = unique_name("lazarus-guard")
+    kubectl("create", "serviceaccount", account, "-n", namespace)
+    kubectl("create", "clusterrolebinding", binding, "--clusterrole=lazarus", f"--serviceaccount={namespace}:{account}")
+    try:
+        rest = Rest(new_api_client(str(token_kubeconfig(namespace, account, tmp_path / "kubeconfig"))))
+        refused_by_policy = "Lazarus may only create sandbox namespaces"
+
+        def proof() -> namespaceguard.GuardCheck | None:
+            # Until the new binding is in effect RBAC refuses too: wait for the policy's answer.
+            result = namespaceguard.check(rest)
+            return result if (refused_by_policy in result.detail) == covered == result.in_effect else None
+
+        result = wait_until("the guard's proof", proof, timeout=30)
+        assert result.applies
+        if not covered:
+            assert f"system:serviceaccount:{namespace}:{account}" in result.detail
+    finally:
+        kubectl("delete", "clusterrolebinding", binding)
+
+
 def _namespace_yaml(name: str, **labels: str) -> str:
     label_lines = "".join(f"\n    lazarus.io/{k}: \"{v}\"" for k, v in labels.items())
     return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:{label_lines or ' {}'}\n"
@@ -143,15 +173,16 @@ RESTRICTED = "lazarus-restricted"
 
 @pytest.fixture
 def restricted_kubeconfig(tmp_path: Path) -> Iterator[str]:
-    """A ServiceAccount with the base's RBAC minus ``create`` on Velero Restores."""
-    namespace = SERVICE_ACCOUNT[0]
+    """A ServiceAccount with the base's RBAC minus ``create`` on Velero Restores: ``lazarus`` in the
+    namespace ``lazarus-restricted``, so the namespace guard covers it (its proof must hold)."""
+    namespace, base_namespace = RESTRICTED, SERVICE_ACCOUNT[0]
     objects = []
     for obj in copy.deepcopy(access_objects()):
         kind, metadata = obj["kind"], obj["metadata"]
         if "Role" not in kind or metadata["name"] == "lazarus-leader-election":
             continue
         if kind in ("ClusterRoleBinding", "RoleBinding"):
-            obj["subjects"] = [{"kind": "ServiceAccount", "name": RESTRICTED, "namespace": namespace}]
+            obj["subjects"] = [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT[1], "namespace": namespace}]
             if kind == "RoleBinding":
                 obj["roleRef"]["name"] = f"{RESTRICTED}-{obj['roleRef']['name']}"
         if kind == "Role":
@@ -161,13 +192,17 @@ def restricted_kubeconfig(tmp_path: Path) -> Iterator[str]:
         # One copy of each (the base has several Roles in a namespace); the ClusterRole is shared.
         metadata["name"] = f"{RESTRICTED}-{metadata['name']}" if kind != "ClusterRole" else metadata["name"]
         objects.append(obj)
-    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": RESTRICTED, "namespace": namespace}}
+    home = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": SERVICE_ACCOUNT[1], "namespace": namespace}}  # fmt: skip
     operator_kubeconfig(())  # the base RBAC (the ClusterRole bound here) and lazarus-system exist
-    apply([account, *objects])
-    yield str(token_kubeconfig(namespace, RESTRICTED, tmp_path / "restricted-kubeconfig"))
-    for obj in [*objects, account]:
+    apply([home, account, *objects])
+    yield str(token_kubeconfig(namespace, SERVICE_ACCOUNT[1], tmp_path / "restricted-kubeconfig"))
+    for obj in objects:
         if obj["kind"] != "ClusterRole":
-            kubectl("delete", obj["kind"], obj["metadata"]["name"], "-n", obj["metadata"].get("namespace", namespace))
+            metadata = obj["metadata"]
+            kubectl("delete", obj["kind"], metadata["name"], "-n", metadata.get("namespace", base_namespace))
+    kubectl("delete", "namespace", namespace)
 
 
 def test_a_missing_permission_is_reported_on_the_test(
@@ -199,7 +234,7 @@ def test_a_missing_permission_is_reported_on_the_test(
 
         event = wait_until("a Forbidden event on the test", forbidden_event, timeout=60)
         assert event.type == "Warning"
-        for named in ("cannot create", '"restores"', "velero.io", f"system:serviceaccount:lazarus-system:{RESTRICTED}"):
+        for named in ("cannot create", '"restores"', "velero.io", f"system:serviceaccount:{RESTRICTED}:lazarus"):
             assert named in event.message, event.message
         status = custom.get_namespaced_custom_object("lazarus.io", "v1alpha1", namespace, "lazarusrestoretests", test)
         assert (status.get("status") or {}).get("phase") in (None, "", "Pending")  # retried, not failed

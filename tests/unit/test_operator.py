@@ -8,7 +8,7 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -20,7 +20,9 @@ from prometheus_client import REGISTRY
 
 from lazarus.controllers.base import Controller
 from lazarus.controllers.workqueue import RateLimitingQueue
+from lazarus.kube.client import ApiError, Rest
 from lazarus.leaderelection import LeaseLock
+from lazarus.namespaceguard import GuardCheck
 from lazarus.operator import Operator
 from lazarus.settings import Settings
 from tests.fakeclock import FakeClock
@@ -79,7 +81,14 @@ class RecordingController(Controller):
         return self.join(timeout)
 
 
-def run_operator(controllers: list[Controller], clock: FakeClock, lease_lock: LeaseLock | None = None) -> int:
+def guard_in_effect(_rest: Rest) -> GuardCheck:
+    return GuardCheck(True, "a dry-run create of a non-sandbox namespace was refused")
+
+
+def new_operator(
+    controllers: list[Controller], clock: FakeClock, lease_lock: LeaseLock | None = None,
+    namespace_guard: Callable[[Rest], GuardCheck] = guard_in_effect,
+) -> Operator:  # fmt: skip
     settings = Settings(
         identity=IDENTITY, metrics_address="127.0.0.1", metrics_port=0, leader_elect=lease_lock is not None
     )
@@ -89,9 +98,14 @@ def run_operator(controllers: list[Controller], clock: FakeClock, lease_lock: Le
         api_client=client.ApiClient(client.Configuration()),
         clock=clock,
         lease_lock=lease_lock,
+        namespace_guard=namespace_guard,
     )
     operator.install_signal_handlers()
-    return operator.run()
+    return operator
+
+
+def run_operator(controllers: list[Controller], clock: FakeClock, lease_lock: LeaseLock | None = None) -> int:
+    return new_operator(controllers, clock, lease_lock).run()
 
 
 def test_sigterm_drains_the_workers_before_it_releases_the_lease() -> None:
@@ -136,3 +150,43 @@ def test_the_whole_drain_fits_in_the_termination_grace_period() -> None:
     assert sum(timeouts) == drained_for  # each controller got what the others left
     # Stopping the elector afterwards may take an attempt in flight plus the release.
     assert drained_for + 2 * Settings.renew_deadline < grace
+
+
+def test_a_replica_whose_namespace_guard_is_not_in_effect_stays_unready_and_leads_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proof is retried (a transient error, then an accepted dry run) and, until it holds, the
+    replica is unready with the reason and no controller starts; SIGTERM still stops it cleanly."""
+    monkeypatch.setattr("lazarus.operator.GUARD_RETRY", 0.001)
+    lease, clock, journal = MemoryLease(), ParkedClock(), []
+    readiness: list[tuple[bool, str]] = []
+    answers: list[GuardCheck | ApiError] = [ApiError(503, "ServiceUnavailable"), GuardCheck(False, "not in effect")]
+
+    def guard(_rest: Rest) -> GuardCheck:
+        readiness.append(operator.readiness())
+        if len(readiness) > len(answers):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return GuardCheck(False, "not in effect")
+        answer = answers[len(readiness) - 1]
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer
+
+    operator = new_operator([RecordingController("a", journal, clock)], clock, lease.client(), guard)
+    assert operator.run() == 0
+    assert readiness == [
+        (False, "namespace guard not verified yet"),
+        (False, "namespace guard not verified yet: 503 ServiceUnavailable"),
+        (False, "not in effect"),
+    ]
+    assert "a start" not in journal and lease.record is None  # never joined the election
+
+
+def test_once_the_guard_is_proven_the_replica_goes_on_to_lead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lazarus.operator.GUARD_RETRY", 0.001)
+    lease, clock, journal = MemoryLease(), ParkedClock(), []
+    answers = iter([GuardCheck(False, "not in effect"), GuardCheck(True, "refused")])
+    operator = new_operator([RecordingController("a", journal, clock, lease=lease, sigterm=True)], clock,
+                            lease.client(), lambda _rest: next(answers))  # fmt: skip
+    assert operator.run() == 0
+    assert journal[0] == "a start"
