@@ -14,9 +14,7 @@ VENV=${VENV:-$root/.venv}
 PY="$VENV/bin/python"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-operator_pid=""
 finish() {
-  [ -z "$operator_pid" ] || kill "$operator_pid" 2>/dev/null || true
   if [ "${LAZARUS_DEMO_KEEP:-0}" != 1 ]; then
     step "stopping the test bed"
     "$here/testbed/testbed.sh" down >/dev/null 2>&1 || true
@@ -30,8 +28,6 @@ step "starting the test bed (Kubernetes with a real node, Velero with its node a
 "$here/testbed/testbed.sh" up >/dev/null
 export KUBECONFIG=$KUBECONFIG_PATH
 kubectl() { "$KUBE_BIN/kubectl" "$@"; }
-kubectl apply --server-side -k "$root/crds" >/dev/null
-kubectl create namespace lazarus-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 
 # sql STATEMENT...: run SQL on production's database, in its pod; prints the result rows.
 sql() { kubectl -n shop exec -i db-0 -c postgres -- psql -q -tA -U shop -d shop "$@"; }
@@ -75,17 +71,17 @@ step "production moves on: 50 orders deleted after the backup"
 sql -c "DELETE FROM orders WHERE id > 200"
 echo "   orders in production: $(orders)"
 
-step "starting the operator (lazarus run, resolving names through the cluster's DNS like its pod would)"
-log="$TESTBED_STATE/logs/lazarus-demo.log"
-"$here/testbed/testbed.sh" exec "$PY" -m lazarus run --kubeconfig "$KUBECONFIG" --no-leader-elect \
-  --metrics-address 127.0.0.1 --metrics-port "$((PORT_BASE + 80))" --log-format json >"$log" 2>&1 &
-operator_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$((PORT_BASE + 80))/readyz" >/dev/null && break
-  kill -0 "$operator_pid" 2>/dev/null || { tail -20 "$log"; echo "the operator exited"; exit 1; }
-  sleep 0.2
-done
-echo "   ready (log: $log)"
+step "installing Lazarus as users do: kubectl apply --server-side -k manifests/overlays/testbed"
+# The overlay only sets the image: the one the test bed built from the Dockerfile and imported.
+kubectl apply --server-side -k "$root/manifests/overlays/testbed" >/dev/null
+if ! kubectl -n lazarus-system rollout status deployment/lazarus --timeout 120s >/dev/null; then
+  kubectl -n lazarus-system get pods -o wide
+  kubectl -n lazarus-system describe pods | grep -A3 -E '^\s+(State|Last State|Reason):|Warning' | head -30
+  kubectl -n lazarus-system logs deployment/lazarus --tail 20 || true
+  echo "Lazarus did not become ready"; exit 1
+fi
+kubectl -n lazarus-system get pods --no-headers | sed 's/^/   /'
+echo "   logs: kubectl -n lazarus-system logs deployment/lazarus"
 
 source_name=shop-nightly  # the tests count as this Schedule's: they share its baseline
 "$PY" -m lazarus baseline reset "schedule/$source_name" --kubeconfig "$KUBECONFIG" >/dev/null || true

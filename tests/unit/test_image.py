@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+import lazarus
 from lazarus.cli import build_parser
 from lazarus.settings import Settings
 from tests.lockfile import runtime_closure
@@ -88,6 +89,24 @@ def test_settings_in_the_configmap_are_settings() -> None:
     names |= {var["name"] for var in container["env"]}
     assert names <= {f"LAZARUS_{name.upper()}" for name in Settings.__dataclass_fields__}
     assert container["envFrom"] == [{"configMapRef": {"name": generator["name"]}}]
+
+
+def test_no_service_link_variable_can_pass_for_a_setting() -> None:
+    """A Service named lazarus-<x> injects LAZARUS_<X>_PORT=tcp://... into pods with service links
+    (it broke the first in-cluster start: LAZARUS_METRICS_PORT); the pods have none."""
+    pod, _ = _container()
+    assert pod["enableServiceLinks"] is False
+    (service,) = _docs("service.yaml")
+    assert f"LAZARUS_{service['metadata']['name'].removeprefix('lazarus-').upper()}_PORT" in {
+        f"LAZARUS_{name.upper()}" for name in Settings.__dataclass_fields__
+    }  # the collision this guards against is real
+
+
+def test_the_testbed_overlay_sets_only_the_image_at_the_package_version() -> None:
+    overlay = yaml.safe_load((ROOT / "manifests" / "overlays" / "testbed" / "kustomization.yaml").read_text())
+    assert set(overlay) == {"apiVersion", "kind", "resources", "images"} and overlay["resources"] == ["../../base"]
+    (image,) = overlay["images"]
+    assert image == {"name": "lazarus", "newName": "localhost/lazarus/operator", "newTag": lazarus.__version__}
 
 
 def test_rbac_has_no_wildcards_and_reads_secrets_by_name_only() -> None:
